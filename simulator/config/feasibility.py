@@ -1,0 +1,257 @@
+"""Pools and links, sized and checked at load time.
+
+A scenario that cannot run — weights that do not fit a replica, a request longer than a
+replica's KV room, a prefill pool with no way to ship its KV cache — is refused here with
+the numbers that show why. Finding out at load time costs nothing; finding out in the
+middle of a sweep costs the sweep.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from simulator.config.checks import (
+    LINK_KEYS,
+    PARALLELISM_KEYS,
+    POOL_KEYS,
+    Section,
+    join_key,
+    read_policy,
+)
+from simulator.config.scenario import ROLES, LinkSpec, PoolSpec, Precision
+from simulator.costs import kv_capacity_tokens, lpu_chips_for, weights_per_chip_bytes
+from simulator.errors import ScenarioError, did_you_mean
+from simulator.hardware import SystemProfile, load_profile
+from simulator.models import ModelCard
+from simulator.workload import LengthStats
+
+__all__ = ["DEFAULT_MAX_BATCH", "build_pools", "check_context", "check_roles", "read_links"]
+
+DEFAULT_MAX_BATCH = 64   # requests per decode batch assumed when sizing an LPU replica
+TRANSFERS = ("bulk", "layerwise")
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.1f} GB"
+
+
+def check_context(model: ModelCard, stats: LengthStats, file: Path) -> None:
+    """The longest prompt plus the longest output must fit the model's context window.
+
+    The two maxima may come from different requests of a trace; adding them is the safe
+    side, since nothing in a trace forbids one request from having both.
+    """
+    longest = stats.max_input_tokens + stats.max_output_tokens
+    if longest > model.max_context_tokens:
+        raise ScenarioError(
+            file, "workload.lengths",
+            f"requests that fit the {model.max_context_tokens:,}-token context of {model.name}",
+            f"a longest request of {stats.max_input_tokens:,} + {stats.max_output_tokens:,} "
+            f"= {longest:,} tokens", "Shorten the lengths or choose a longer-context model.")
+
+
+def build_pools(top: Section, model: ModelCard, precision: Precision,
+                stats: LengthStats) -> tuple[tuple[PoolSpec, ...], list[dict[str, Any]]]:
+    items = top.get("pools")
+    if not isinstance(items, list) or not items:
+        raise top.fail("pools", "a non-empty list of pools", items)
+    pools: list[PoolSpec] = []
+    resolved: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        sec = Section(item, top.file, join_key("pools", i), POOL_KEYS)
+        name = sec.text("name")
+        if any(p.name == name for p in pools):
+            raise sec.fail("name", "a pool name not used by another pool", name)
+        pool, out = _pool(sec, model, precision, stats)
+        pools.append(pool)
+        resolved.append(out)
+    return tuple(pools), resolved
+
+
+def _pool(sec: Section, model: ModelCard, precision: Precision,
+          stats: LengthStats) -> tuple[PoolSpec, dict[str, Any]]:
+    name = sec.text("name")
+    role = sec.text("role", choices=ROLES)
+    system_ref = sec.text("system")
+    system = load_profile(system_ref, sec.file, sec.at("system"))
+    if sec.get("replicas") == 0 and not isinstance(sec.get("replicas"), bool):
+        raise sec.fail("replicas", "an integer ≥ 1", 0, f"A pool with no replicas cannot serve "
+                       f"requests; give pool {name!r} at least one or remove it.")
+    replicas = sec.integer("replicas", meaning="model instances in this pool")
+    kv_block_tokens = sec.integer("kv_block_tokens", default=16)
+    scheduler, scheduler_out = read_policy(sec, "scheduler", "continuous")
+    _check_dtype(sec, name, system, precision)
+    if system.kind == "lpu":
+        tp, knob = 1, "chips_per_replica"
+        chips = _lpu_chips(sec, model, system, precision, stats)
+    else:
+        knob = "parallelism.tp"
+        tp = chips = _gpu_tp(sec, model, system, precision)
+    capacity = int(kv_capacity_tokens(model, system, precision, chips))
+    need = stats.max_input_tokens + (stats.max_output_tokens if role != "prefill" else 0)
+    if capacity < need:
+        what = ("the longest prompt" if role == "prefill" else
+                f"the longest request ({stats.max_input_tokens:,} in + "
+                f"{stats.max_output_tokens:,} out)")
+        raise ScenarioError(
+            sec.file, sec.at(knob), "a replica whose KV cache holds the longest request", chips,
+            f"Pool {name!r}: one replica of {chips} × {system.chip_name} has room for "
+            f"{capacity:,} tokens of KV cache after the weights, but {what} needs {need:,} "
+            f"tokens; give each replica more chips.")
+    out: dict[str, Any] = {"name": name, "role": role, "system": system_ref,
+                           "replicas": replicas}
+    if system.kind != "lpu":
+        out["parallelism"] = {"tp": tp}
+    out.update(chips_per_replica=chips, kv_block_tokens=kv_block_tokens,
+               scheduler=scheduler_out, kv_capacity_tokens=capacity)
+    pool = PoolSpec(name=name, role=role, system=system, replicas=replicas, tp=tp,
+                    chips_per_replica=chips, scheduler=scheduler,
+                    kv_block_tokens=kv_block_tokens, kv_capacity_tokens=capacity)
+    return pool, out
+
+
+def _check_dtype(sec: Section, name: str, system: SystemProfile, precision: Precision) -> None:
+    try:
+        system.flops_for(precision.weights)
+    except ScenarioError:
+        have = ", ".join(sorted(system.dense_flops_per_s))
+        raise ScenarioError(
+            sec.file, "precision.weights",
+            f"a weight dtype that {system.chip_name} computes in ({have}), as pool {name!r} "
+            f"runs on {system.name}", precision.weights,
+            f"{system.chip_name} has no {precision.weights} datapath; choose one of {have} "
+            f"or another system for pool {name!r}.") from None
+
+
+def _usable_bytes(system: SystemProfile) -> float:
+    return system.memory_bytes * system.memory_usable_fraction
+
+
+def _memory_text(system: SystemProfile) -> str:
+    return (f"{_gb(_usable_bytes(system))} usable ({system.memory_bytes / 1e9:g} GB × "
+            f"{system.memory_usable_fraction:g})")
+
+
+def _gpu_tp(sec: Section, model: ModelCard, system: SystemProfile,
+            precision: Precision) -> int:
+    if sec.has("chips_per_replica"):
+        raise sec.fail("chips_per_replica", "no chips_per_replica on a GPU pool",
+                       sec.get("chips_per_replica"), f"A GPU replica spans parallelism.tp "
+                       f"chips of {system.name}; write parallelism: {{tp: N}} instead.")
+    par = sec.section("parallelism", PARALLELISM_KEYS)
+    tp = par.integer("tp", default=1, meaning="GPUs per replica")
+    domain = system.scaleup_domain_chips
+    if tp > domain:
+        raise par.fail("tp", f"at most {domain}, the scale-up domain of {system.name}", tp,
+                       "Tensor parallelism runs over the scale-up fabric and does not span "
+                       "systems.")
+    usable = _usable_bytes(system)
+    per_chip = weights_per_chip_bytes(model, precision, tp)
+    if per_chip > usable:
+        fits = [n for n in range(tp + 1, domain + 1)
+                if weights_per_chip_bytes(model, precision, n) <= usable]
+        advice = (f"use tp ≥ {fits[0]}" if fits else f"even tp={domain}, the whole scale-up "
+                  "domain, is not enough: use a system with more memory per chip or a "
+                  "smaller weight dtype")
+        raise par.fail(
+            "tp", "a tensor-parallel degree whose weight shard fits one GPU's usable memory",
+            tp, f"{model.name} at {precision.weights} needs "
+            f"{_gb(model.weight_bytes(precision.weight_bytes_per_param))} of weights, "
+            f"{_gb(per_chip)} per chip at tp={tp}, but one {system.chip_name} holds "
+            f"{_memory_text(system)}; {advice}.")
+    return tp
+
+
+def _lpu_chips(sec: Section, model: ModelCard, system: SystemProfile, precision: Precision,
+               stats: LengthStats) -> int:
+    if sec.has("parallelism"):
+        raise sec.fail("parallelism", "no parallelism on an LPU pool", sec.get("parallelism"),
+                       "An LPU replica is as many chips as its weights and KV cache need in "
+                       "SRAM; write chips_per_replica: auto (or a number) instead.")
+    value = sec.get("chips_per_replica", "auto")
+    if value == "auto":
+        # Size for a full batch of average requests: reserve KV room for max_batch (the
+        # scheduler's option, DEFAULT_MAX_BATCH if unset) × (mean input + mean output)
+        # tokens, and never less than the one longest request (input + output), so that
+        # `auto` always passes the KV check below. lpu_chips_for then adds SRAM for the
+        # weights and returns the smallest chip count that holds both.
+        options = Section(sec.get("scheduler", {}), sec.file, sec.at("scheduler"), None)
+        max_batch = options.integer("max_batch", default=DEFAULT_MAX_BATCH)
+        batch_tokens = max_batch * (stats.mean_input_tokens + stats.mean_output_tokens)
+        reserve_tokens = max(math.ceil(batch_tokens),
+                             stats.max_input_tokens + stats.max_output_tokens)
+        return int(lpu_chips_for(model, system, precision, reserve_tokens))
+    if isinstance(value, str):
+        raise sec.fail("chips_per_replica", "auto or an integer ≥ 1", value,
+                       did_you_mean(value, ["auto"]))
+    chips = sec.integer("chips_per_replica", meaning="LPUs per replica, or auto")
+    usable = _usable_bytes(system)
+    if weights_per_chip_bytes(model, precision, chips) > usable:
+        total = model.weight_bytes(precision.weight_bytes_per_param)
+        least = math.ceil(total / usable)
+        raise sec.fail(
+            "chips_per_replica", "enough chips for the weights to fit in their memory", chips,
+            f"{model.name} at {precision.weights} needs {_gb(total)} of weights, but "
+            f"{chips} × {system.chip_name} hold {_gb(chips * usable)} (each "
+            f"{_memory_text(system)}); use at least {least} chips, or auto.")
+    return chips
+
+
+def check_roles(pools: tuple[PoolSpec, ...], file: Path) -> None:
+    roles = {p.role for p in pools}
+    if "both" in roles and roles != {"both"}:
+        raise ScenarioError(file, "pools", "either only pools of role 'both' (aggregated) or "
+                            "prefill and decode pools (disaggregated)",
+                            [f"{p.name}: {p.role}" for p in pools],
+                            "Mixing aggregated and disaggregated pools in one scenario is not "
+                            "supported yet.")
+    if "both" not in roles and roles != {"prefill", "decode"}:
+        missing = "decode" if "prefill" in roles else "prefill"
+        raise ScenarioError(file, "pools", f"at least one {missing} pool, or pools of role "
+                            "'both'", [f"{p.name}: {p.role}" for p in pools],
+                            f"A disaggregated scenario needs somewhere to {missing}.")
+
+
+def read_links(top: Section, pools: tuple[PoolSpec, ...]
+               ) -> tuple[tuple[LinkSpec, ...], list[dict[str, Any]]]:
+    """Links, each from a prefill pool to a decode pool, one for every such pair."""
+    items = top.get("links", [])
+    if not isinstance(items, list):
+        raise top.fail("links", "a list of links", items)
+    by_name = {p.name: p for p in pools}
+    aggregated = all(p.role == "both" for p in pools)
+    links: list[LinkSpec] = []
+    for i, item in enumerate(items):
+        sec = Section(item, top.file, join_key("links", i), LINK_KEYS)
+        if aggregated:
+            raise ScenarioError(top.file, sec.key, "no links when every pool has role 'both'",
+                                item, "Links carry KV cache from prefill to decode pools.")
+        link = LinkSpec(
+            from_pool=sec.text("from", choices=list(by_name)),
+            to_pool=sec.text("to", choices=list(by_name)),
+            bandwidth_gbps=sec.number("bandwidth_gbps", meaning="gigabits per second"),
+            latency_us=sec.number("latency_us", positive=False, meaning="microseconds"),
+            transfer=sec.text("transfer", "bulk", choices=TRANSFERS),
+        )
+        for end, key, role in ((link.from_pool, "from", "prefill"), (link.to_pool, "to", "decode")):
+            if by_name[end].role != role:
+                raise sec.fail(key, f"a {role} pool", end, f"Pool {end!r} has role "
+                               f"{by_name[end].role!r}; links carry KV cache from a prefill "
+                               "pool to a decode pool.")
+        if any((ln.from_pool, ln.to_pool) == (link.from_pool, link.to_pool) for ln in links):
+            raise ScenarioError(top.file, sec.key, "one link per prefill → decode pair",
+                                f"a second link from {link.from_pool!r} to {link.to_pool!r}")
+        links.append(link)
+    have = {(ln.from_pool, ln.to_pool) for ln in links}
+    for src in (p.name for p in pools if p.role == "prefill"):
+        for dst in (p.name for p in pools if p.role == "decode"):
+            if (src, dst) not in have:
+                raise ScenarioError(
+                    top.file, "links", "a link from every prefill pool to every decode pool",
+                    f"no link from {src!r} to {dst!r}", f"Add {{from: {src}, to: {dst}, "
+                    f"bandwidth_gbps: ..., latency_us: ...}} under links.")
+    resolved = [{"from": ln.from_pool, "to": ln.to_pool, "bandwidth_gbps": ln.bandwidth_gbps,
+                 "latency_us": ln.latency_us, "transfer": ln.transfer} for ln in links]
+    return tuple(links), resolved

@@ -1,0 +1,153 @@
+"""The validated, frozen form of a scenario file.
+
+The loader (``simulator.config.loader``) is the only constructor: it checks every key and
+resolves profiles and model cards, so the engine can trust these objects without checking
+them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simulator.hardware import SystemProfile
+from simulator.models import ModelCard
+
+__all__ = [
+    "ArrivalSpec",
+    "LengthSpec",
+    "LinkSpec",
+    "PolicySpec",
+    "PoolSpec",
+    "Precision",
+    "Scenario",
+    "TierSpec",
+    "WorkloadSpec",
+]
+
+ROLES = ("prefill", "decode", "both")
+DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5, "int4": 0.5}
+
+
+@dataclass(frozen=True)
+class Precision:
+    weights: str = "fp8"
+    kv_cache: str = "fp8"
+
+    @property
+    def weight_bytes_per_param(self) -> float:
+        return DTYPE_BYTES[self.weights]
+
+    @property
+    def kv_bytes_per_value(self) -> float:
+        return DTYPE_BYTES[self.kv_cache]
+
+
+@dataclass(frozen=True)
+class ArrivalSpec:
+    """How requests arrive. ``process`` is poisson | gamma | fixed | trace | closed_loop."""
+
+    process: str
+    rate_per_s: float | None = None        # poisson, gamma, fixed
+    cv: float | None = None                # gamma: coefficient of variation of the gaps
+    concurrency: int | None = None         # closed_loop: users, each with one request in flight
+    think_time_s: float = 0.0              # closed_loop: mean pause between a reply and the next ask
+    path: Path | None = None               # trace: file whose timestamps are replayed
+    speedup: float = 1.0                   # trace: divide replayed gaps by this
+
+
+@dataclass(frozen=True)
+class LengthSpec:
+    """Prompt and output lengths. ``source`` is trace | fixed | uniform."""
+
+    source: str
+    path: Path | None = None                       # trace
+    input_tokens: tuple[int, int] | None = None    # fixed: (n, n); uniform: (low, high) inclusive
+    output_tokens: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class TierSpec:
+    """An SLO tier: a price paid only for requests that meet both latency bounds."""
+
+    name: str
+    price_usd_per_mtok: float
+    min_tokens_per_s_per_user: float   # floor on 1 / TPOT
+    max_ttft_s: float                  # ceiling on time to first token
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    requests: int | None
+    duration_s: float | None
+    arrivals: ArrivalSpec
+    lengths: LengthSpec
+    tier_shares: tuple[tuple[str, float], ...]   # (tier name, share of requests), shares sum to 1
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A policy named in YAML: a registered short name or ``package.module:Class``."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    name: str
+    role: str                      # prefill | decode | both
+    system: SystemProfile
+    replicas: int
+    tp: int                        # tensor-parallel degree on GPUs; 1 on LPUs
+    chips_per_replica: int         # resolved: tp for GPUs, SRAM-driven for LPUs
+    scheduler: PolicySpec
+    kv_block_tokens: int = 16
+    kv_capacity_tokens: int = 0    # resolved at load: KV room of one replica, in tokens
+
+    @property
+    def chips(self) -> int:
+        return self.replicas * self.chips_per_replica
+
+    @property
+    def systems(self) -> int:
+        """Whole systems bought and powered for this pool (idle chips included)."""
+        per = self.system.chips_per_system
+        return -(-self.chips // per)
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """The network that carries KV cache from one pool to another."""
+
+    from_pool: str
+    to_pool: str
+    bandwidth_gbps: float          # gigabits per second, per receiving replica
+    latency_us: float
+    transfer: str = "bulk"         # bulk | layerwise
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    seed: int
+    model: ModelCard
+    precision: Precision
+    workload: WorkloadSpec
+    pools: tuple[PoolSpec, ...]
+    links: tuple[LinkSpec, ...]
+    router: PolicySpec
+    tiers: tuple[TierSpec, ...]
+    source: Path | None = None
+    resolved: dict[str, Any] = field(default_factory=dict)   # the config as plain data, for results
+
+    def pool(self, name: str) -> PoolSpec:
+        for p in self.pools:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def disaggregated(self) -> bool:
+        return any(p.role != "both" for p in self.pools)

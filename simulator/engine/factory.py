@@ -1,0 +1,177 @@
+"""A token factory for one run: pools of replicas, the links between them, arrivals.
+
+One :class:`Factory` owns one SimPy ``Environment``; nothing is shared between runs, so
+runs in the same process (or in a sweep's workers) cannot disturb each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import simpy
+
+from simulator.config.scenario import PoolSpec, Scenario
+from simulator.costs import replica_cost_vector
+from simulator.engine.replica import Replica
+from simulator.engine.state import RequestTable
+from simulator.engine.transfer import KVIngress
+from simulator.kernels import new_histogram
+from simulator.policies import RouterView, build_policy
+from simulator.workload import Requests
+
+__all__ = ["Factory", "Pool"]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Pool:
+    spec: PoolSpec
+    replicas: list[Replica]
+    router: Any
+    outstanding: np.ndarray
+    ingress: list[KVIngress] = field(default_factory=list)
+
+    def free_blocks(self) -> np.ndarray:
+        return np.fromiter((r.free_blocks for r in self.replicas), dtype=np.int64,
+                           count=len(self.replicas))
+
+
+class Factory:
+    """Builds the simulation from a validated scenario and runs it to the last completion."""
+
+    def __init__(self, scenario: Scenario, requests: Requests, skip_ahead: bool = True) -> None:
+        self.scenario = scenario
+        self.env = simpy.Environment()
+        self.table = RequestTable(requests.arrival_s, requests.input_tokens,
+                                  requests.output_tokens, requests.tier)
+        self.n = len(requests)
+        self.itl_hist = new_histogram()
+        self.skip_ahead = skip_ahead
+        self.completed = 0
+        self.done = self.env.event()
+        self._progress: Progress | None = None
+        self._progress_every = max(self.n // 200, 1)
+        self.pools = {spec.name: self._build_pool(spec) for spec in scenario.pools}
+        entry_role = "prefill" if scenario.disaggregated else "both"
+        self.entry = next(p for p in self.pools.values() if p.spec.role == entry_role)
+        self.decode = next((p for p in self.pools.values() if p.spec.role == "decode"), None)
+        if self.decode is not None:
+            self._connect(self.entry, self.decode)
+        self._waiters: dict[int, simpy.Event] = {}
+        self._next_request = 0
+        arrivals = scenario.workload.arrivals
+        if arrivals.process == "closed_loop":
+            think_rng = np.random.default_rng(np.random.SeedSequence((scenario.seed, 1)))
+            for _ in range(int(arrivals.concurrency or 1)):
+                self.env.process(self._user(arrivals.think_time_s, think_rng))
+        else:
+            self.env.process(self._open_arrivals())
+
+    # ----- construction
+    def _build_pool(self, spec: PoolSpec) -> Pool:
+        sc = self.scenario
+        cost = replica_cost_vector(sc.model, spec.system, sc.precision,
+                                   spec.chips_per_replica, spec.tp)
+        blocks = spec.kv_capacity_tokens // spec.kv_block_tokens
+        key = f"pools.{spec.name}.scheduler"
+        pool = Pool(spec, [], build_policy(sc.router, "router", sc.source, "router"),
+                    np.zeros(spec.replicas, dtype=np.int64))
+        for index in range(spec.replicas):
+            scheduler = build_policy(spec.scheduler, "scheduler", sc.source, key)
+            pool.replicas.append(Replica(
+                self.env, index, spec.role, cost, blocks, spec.kv_block_tokens, scheduler,
+                self.table, self.itl_hist, self._prefill_done_in(pool, index),
+                self._completed_in(pool, index), self.skip_ahead))
+        return pool
+
+    def _connect(self, source: Pool, target: Pool) -> None:
+        sc = self.scenario
+        link = next(lk for lk in sc.links
+                    if lk.from_pool == source.spec.name and lk.to_pool == target.spec.name)
+        kv_per_token = sc.model.kv_bytes_per_token(sc.precision.kv_bytes_per_value)
+        for replica in target.replicas:
+            target.ingress.append(KVIngress(
+                self.env, replica, self.table, link.bandwidth_gbps * 1e9 / 8.0,
+                link.latency_us * 1e-6, link.transfer == "layerwise", kv_per_token,
+                sc.model.num_layers, self._release_prefill))
+
+    def _prefill_done_in(self, pool: Pool, index: int) -> Callable[[int, float], None]:
+        def prefill_done(request: int, last_step_s: float) -> None:
+            pool.outstanding[index] -= 1
+            target = self.decode
+            assert target is not None, "a prefill pool always has a decode pool"
+            choice = self._choose(target, request)
+            self.table.decode_replica[request] = choice
+            target.outstanding[choice] += 1
+            target.ingress[choice].submit(request, last_step_s)
+        return prefill_done
+
+    def _completed_in(self, pool: Pool, index: int) -> Callable[[int], None]:
+        def completed(request: int) -> None:
+            pool.outstanding[index] -= 1
+            self.completed += 1
+            waiter = self._waiters.pop(request, None)
+            if waiter is not None:
+                waiter.succeed()
+            if self._progress is not None and self.completed % self._progress_every == 0:
+                self._progress(self.completed, self.n)
+            if self.completed == self.n:
+                self.done.succeed()
+        return completed
+
+    def _release_prefill(self, request: int) -> None:
+        self.entry.replicas[int(self.table.prefill_replica[request])].release(request)
+
+    # ----- routing and arrivals
+    def _choose(self, pool: Pool, request: int) -> int:
+        if len(pool.replicas) == 1:
+            return 0
+        view = RouterView(request, int(self.table.input_tokens[request]),
+                          int(self.table.output_tokens[request]), pool.outstanding,
+                          pool.free_blocks())
+        return int(pool.router.choose(view))
+
+    def _route(self, request: int) -> None:
+        choice = self._choose(self.entry, request)
+        self.table.prefill_replica[request] = choice
+        self.entry.outstanding[choice] += 1
+        self.entry.replicas[choice].enqueue(request)
+
+    def _open_arrivals(self) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        arrival_s = self.table.arrival_s
+        for request in range(self.n):
+            delay = arrival_s[request] - env.now
+            if delay > 0:
+                yield env.timeout(delay)
+            self._route(request)
+
+    def _user(self, think_time_s: float, rng: np.random.Generator
+              ) -> Generator[simpy.Event, Any, None]:
+        """One closed-loop user: ask, wait for the whole answer, think, ask again."""
+        env = self.env
+        while self._next_request < self.n:
+            request = self._next_request
+            self._next_request += 1
+            self.table.arrival_s[request] = env.now
+            reply = env.event()
+            self._waiters[request] = reply
+            self._route(request)
+            yield reply
+            if think_time_s > 0:
+                yield env.timeout(rng.exponential(think_time_s))
+
+    # ----- running
+    def run(self, progress: Progress | None = None) -> float:
+        """Simulate until every request has completed; return the end time in seconds."""
+        if self.n == 0:
+            return 0.0
+        self._progress = progress
+        self.env.run(until=self.done)
+        if progress is not None:
+            progress(self.completed, self.n)
+        return float(self.env.now)

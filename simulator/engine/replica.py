@@ -1,0 +1,379 @@
+"""One model instance: a queue, a running batch, paged KV memory and a SimPy process.
+
+A replica wakes once per batch step, or once per stretch of decode steps in which the
+batch cannot change (skip-ahead), asks its scheduler for the next step, asks the kernels
+what the step costs, and waits that long. It never computes FLOPs or bytes itself.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import Any
+
+import numpy as np
+import simpy
+
+from simulator.engine.state import RequestTable
+from simulator.kernels import (
+    HIST_BINS_PER_DECADE,
+    HIST_LO_LOG10,
+    decode_span,
+    step_cost,
+    steps_until_kv_full,
+)
+from simulator.policies.base import Scheduler, StepPlan
+
+__all__ = ["Replica", "add_gaps"]
+
+_INF = float("inf")
+
+
+def add_gaps(hist: np.ndarray, gaps_s: np.ndarray) -> None:
+    """Add inter-token gaps, one count each, to a latency histogram."""
+    if len(gaps_s) == 0:
+        return
+    logs = np.log10(np.maximum(gaps_s, 1e-300))
+    bins = np.floor((logs - HIST_LO_LOG10) * HIST_BINS_PER_DECADE).astype(np.int64)
+    np.clip(bins, 0, len(hist) - 1, out=bins)
+    np.add.at(hist, bins, 1.0)
+
+
+class Replica:
+    """Continuous batching with paged KV on one replica of a pool.
+
+    ``role`` decides what a finished prompt means: on a ``prefill`` replica the request
+    leaves through ``on_prefill_done`` (its KV stays here until the transfer releases it);
+    on a ``both`` replica it starts decoding in place. ``ready`` holds requests whose KV
+    already arrived (disaggregated decode); they need a batch slot but no memory.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        index: int,
+        role: str,
+        cost: np.ndarray,
+        kv_blocks: int,
+        block_tokens: int,
+        scheduler: Scheduler,
+        table: RequestTable,
+        itl_hist: np.ndarray,
+        on_prefill_done: Callable[[int, float], None],
+        on_complete: Callable[[int], None],
+        skip_ahead: bool = True,
+    ) -> None:
+        self.env = env
+        self.index = index
+        self.role = role
+        self.cost = cost
+        self.kv_blocks_total = kv_blocks
+        self.free_blocks = kv_blocks
+        self.block_tokens = block_tokens
+        self.scheduler = scheduler
+        self.max_batch: int | None = getattr(scheduler, "max_batch", None)
+        self.table = table
+        self.blocks = table.blocks_decode if role == "decode" else table.blocks_first
+        self.itl_hist = itl_hist
+        self._scratch_hist = np.zeros_like(itl_hist)
+        self.on_prefill_done = on_prefill_done
+        self.on_complete = on_complete
+        self.skip_ahead = skip_ahead
+        self.on_blocks_freed: Callable[[], None] | None = None
+
+        self.waiting: deque[int] = deque()
+        self.ready: deque[int] = deque()
+        self.prefilling: list[int] = []
+        self.decoding: list[int] = []
+        self.kv_decoding_tokens = 0   # sum of `cached` over `decoding`
+        self._wake: simpy.Event | None = None
+
+        self.busy_s = 0.0
+        self.energy_j = 0.0
+        self.steps = 0
+        self.preemptions = 0
+        self.batch_token_area = 0.0   # decoding batch size integrated over busy time
+        self._kv_area = 0.0
+        self._kv_mark_s = 0.0
+        self.process = env.process(self._run())
+
+    # ----- the view a scheduler reads (simulator.policies.ReplicaView)
+    @property
+    def now_s(self) -> float:
+        return float(self.env.now)
+
+    @property
+    def n_running(self) -> int:
+        return len(self.prefilling) + len(self.decoding)
+
+    @property
+    def n_decoding(self) -> int:
+        return len(self.decoding)
+
+    @property
+    def n_prefilling(self) -> int:
+        return len(self.prefilling)
+
+    @property
+    def free_kv_blocks(self) -> int:
+        return self.free_blocks
+
+    def kv_blocks_needed(self, request: int) -> int:
+        need = -(-int(self.table.target[request]) // self.block_tokens)
+        return max(need - int(self.blocks[request]), 0)
+
+    def prompt_tokens(self, request: int) -> int:
+        return int(self.table.target[request] - self.table.cached[request])
+
+    # ----- what the pool and the network call
+    def enqueue(self, request: int) -> None:
+        """A request that needs memory here (a new prompt, or KV lost to preemption)."""
+        self.waiting.append(request)
+        self._nudge()
+
+    def enqueue_ready(self, request: int) -> None:
+        """A request whose KV has arrived: it only needs a batch slot."""
+        self.ready.append(request)
+        self._nudge()
+
+    def reserve(self, request: int, blocks: int) -> None:
+        self._kv_mark()
+        self.free_blocks -= blocks
+        self.blocks[request] += blocks
+
+    def release(self, request: int) -> None:
+        """Free every block ``request`` holds here (its KV left, or it finished)."""
+        held = int(self.blocks[request])
+        if held:
+            self._kv_mark()
+            self.free_blocks += held
+            self.blocks[request] = 0
+            self._nudge(force=True)
+            if self.on_blocks_freed is not None:
+                self.on_blocks_freed()
+
+    def kv_occupancy_mean(self, end_s: float) -> float:
+        self._kv_mark(end_s)
+        if end_s <= 0 or self.kv_blocks_total == 0:
+            return 0.0
+        return self._kv_area / (end_s * self.kv_blocks_total)
+
+    def outstanding(self) -> int:
+        return len(self.waiting) + len(self.ready) + self.n_running
+
+    # ----- internals
+    def _kv_mark(self, now: float | None = None) -> None:
+        t = float(self.env.now) if now is None else now
+        self._kv_area += (self.kv_blocks_total - self.free_blocks) * (t - self._kv_mark_s)
+        self._kv_mark_s = t
+
+    def _nudge(self, force: bool = False) -> None:
+        """Wake the replica if it sleeps, or cut a skip-ahead span short if a slot is free."""
+        if self._wake is None or self._wake.triggered:
+            return
+        if force or self.max_batch is None or self.n_running < self.max_batch:
+            self._wake.succeed()
+
+    def _run(self) -> Generator[simpy.Event, Any, None]:
+        while True:
+            self._admit_ready()
+            plan = self.scheduler.plan(self) if (self.waiting or self.prefilling) else None
+            if plan is not None:
+                for request in plan.admit:
+                    self._admit(request)
+            chunks = self._chunks(plan) if plan is not None else []
+            decode = plan is None or plan.decode
+            if decode and self.decoding and not self._ensure_kv():
+                continue
+            if chunks or (decode and self.decoding):
+                if not chunks and self.skip_ahead:
+                    yield from self._decode_span()
+                else:
+                    yield from self._step(chunks, decode)
+                continue
+            self._wake = self.env.event()
+            yield self._wake
+            self._wake = None
+
+    def _admit_ready(self) -> None:
+        limit = self.max_batch if self.max_batch is not None else len(self.ready) + self.n_running
+        while self.ready and self.n_running < limit:
+            request = self.ready.popleft()
+            self._start_decoding(request)
+            if np.isnan(self.table.decode_start_s[request]):
+                self.table.decode_start_s[request] = self.env.now
+
+    def _admit(self, request: int) -> None:
+        self.waiting.remove(request)
+        need = self.kv_blocks_needed(request)
+        self.reserve(request, need)
+        if np.isnan(self.table.prefill_start_s[request]):
+            self.table.prefill_start_s[request] = self.env.now
+        self.prefilling.append(request)
+
+    def _chunks(self, plan: StepPlan) -> list[tuple[int, int]]:
+        budget = plan.prefill_token_budget
+        table = self.table
+        chunks: list[tuple[int, int]] = []
+        for request in self.prefilling:
+            if budget <= 0:
+                break
+            left = int(table.target[request] - table.cached[request])
+            if plan.whole_prompts:
+                if left > budget and chunks:
+                    break
+                take = left
+            else:
+                take = min(left, budget)
+            chunks.append((request, take))
+            budget -= take
+        return chunks
+
+    def _start_decoding(self, request: int) -> None:
+        self.decoding.append(request)
+        self.kv_decoding_tokens += int(self.table.cached[request])
+
+    def _ensure_kv(self) -> bool:
+        """Preempt the newest decoder while the next decode step cannot get its blocks."""
+        dec = np.asarray(self.decoding, dtype=np.int64)
+        ctx = self.table.cached[dec]
+        if steps_until_kv_full(ctx, self.blocks[dec], len(dec), self.free_blocks,
+                               self.block_tokens, 1) >= 1:
+            return True
+        self._preempt(self.decoding[-1])
+        return False
+
+    def _preempt(self, request: int) -> None:
+        """Recompute preemption: drop the request's KV; it queues first to rebuild it."""
+        table = self.table
+        self.decoding.remove(request)
+        self.kv_decoding_tokens -= int(table.cached[request])
+        table.cached[request] = 0
+        table.target[request] = table.input_tokens[request] + table.generated[request] - 1
+        table.preemptions[request] += 1
+        self.preemptions += 1
+        self._kv_mark()
+        self.free_blocks += int(self.blocks[request])
+        self.blocks[request] = 0
+        self.waiting.appendleft(request)
+
+    def _grow_blocks(self, dec: np.ndarray) -> None:
+        """Give decoders the blocks their new tokens filled."""
+        need = -(-self.table.cached[dec] // self.block_tokens)
+        extra = np.maximum(need - self.blocks[dec], 0)
+        total = int(extra.sum())
+        if total:
+            self._kv_mark()
+            self.free_blocks -= total
+            self.blocks[dec] += extra
+
+    def _step(self, chunks: list[tuple[int, int]], decode: bool
+              ) -> Generator[simpy.Event, Any, None]:
+        table = self.table
+        dec = np.asarray(self.decoding if decode else [], dtype=np.int64)
+        n_dec = len(dec)
+        new_tokens = n_dec
+        pairs = float(self.kv_decoding_tokens + n_dec) if n_dec else 0.0
+        kv_read = float(self.kv_decoding_tokens) if n_dec else 0.0
+        sampling = n_dec
+        for request, take in chunks:
+            cached = int(table.cached[request])
+            new_tokens += take
+            pairs += take * cached + take * (take + 1) / 2
+            kv_read += cached
+            if cached + take >= table.target[request]:
+                sampling += 1
+        time_s, energy_j = step_cost(self.cost, float(sampling), float(new_tokens), pairs, kv_read)
+        yield self.env.timeout(time_s)
+        now = float(self.env.now)
+        self.busy_s += time_s
+        self.energy_j += energy_j
+        self.steps += 1
+        self.batch_token_area += n_dec * time_s
+        if n_dec:
+            add_gaps(self.itl_hist, now - table.last_token_s[dec])
+            self._advance_decoders(dec, 1, now)
+        for request, take in chunks:
+            table.cached[request] += take
+            if table.cached[request] >= table.target[request]:
+                self._prompt_done(request, now, time_s)
+
+    def _decode_span(self) -> Generator[simpy.Event, Any, None]:
+        table = self.table
+        dec = np.asarray(self.decoding, dtype=np.int64)
+        n = len(dec)
+        kv0 = float(self.kv_decoding_tokens)
+        remaining = table.output_tokens[dec] - table.generated[dec]
+        kmax = int(remaining.min())
+        kmax = int(steps_until_kv_full(table.cached[dec], self.blocks[dec], n, self.free_blocks,
+                                       self.block_tokens, kmax))
+        steps, elapsed, energy = decode_span(self.cost, float(n), kv0, kmax, _INF,
+                                             self._scratch_hist, HIST_LO_LOG10,
+                                             HIST_BINS_PER_DECADE)
+        start = float(self.env.now)
+        if steps > 1 and (self.max_batch is None or n < self.max_batch):
+            self._wake = self.env.event()
+            yield self.env.timeout(elapsed) | self._wake
+            self._wake = None
+            woke = float(self.env.now)
+            if woke < start + elapsed:
+                steps, elapsed, energy = decode_span(self.cost, float(n), kv0, kmax, woke - start,
+                                                     self._scratch_hist, HIST_LO_LOG10,
+                                                     HIST_BINS_PER_DECADE)
+                if start + elapsed > woke:
+                    yield self.env.timeout(start + elapsed - woke)
+        else:
+            yield self.env.timeout(elapsed)
+        now = start + elapsed
+        self.busy_s += elapsed
+        self.energy_j += energy
+        self.steps += steps
+        self.batch_token_area += n * elapsed
+        # The first step's gap depends on when each request last got a token; later gaps
+        # are the step times, which the kernel adds to the histogram n at a time.
+        first_s, _ = step_cost(self.cost, float(n), float(n), kv0 + n, kv0)
+        add_gaps(self.itl_hist, start + first_s - table.last_token_s[dec])
+        if steps > 1:
+            decode_span(self.cost, float(n), kv0 + n, steps - 1, _INF, self.itl_hist,
+                        HIST_LO_LOG10, HIST_BINS_PER_DECADE)
+        self._advance_decoders(dec, steps, now)
+
+    def _advance_decoders(self, dec: np.ndarray, steps: int, now: float) -> None:
+        table = self.table
+        table.cached[dec] += steps
+        table.generated[dec] += steps
+        table.last_token_s[dec] = now
+        self.kv_decoding_tokens += steps * len(dec)
+        self._grow_blocks(dec)
+        finished = dec[table.generated[dec] >= table.output_tokens[dec]]
+        if len(finished):
+            gone = set(finished.tolist())
+            self.decoding = [r for r in self.decoding if r not in gone]
+            self.kv_decoding_tokens -= int(table.cached[finished].sum())
+            for request in finished.tolist():
+                self._finish(request, now)
+
+    def _prompt_done(self, request: int, now: float, step_s: float) -> None:
+        table = self.table
+        self.prefilling.remove(request)
+        if table.generated[request] > 0:
+            self._start_decoding(request)   # KV rebuilt after a preemption
+            return
+        table.prefill_end_s[request] = now
+        if self.role == "prefill" and table.output_tokens[request] > 1:
+            self.on_prefill_done(request, step_s)
+            return
+        table.generated[request] = 1
+        table.first_token_s[request] = now
+        table.last_token_s[request] = now
+        if table.output_tokens[request] <= 1:
+            self._finish(request, now)
+        else:
+            table.decode_start_s[request] = now
+            self._start_decoding(request)
+
+    def _finish(self, request: int, now: float) -> None:
+        self.table.last_token_s[request] = now
+        self.table.done[request] = True
+        self.release(request)
+        self.on_complete(request)

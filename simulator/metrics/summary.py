@@ -1,0 +1,208 @@
+"""Turn a finished run into the result names a planner reads (``summary.json``).
+
+Latency percentiles over requests are exact (one value per request is kept anyway);
+inter-token gaps come from the streaming histogram, so memory never grows with tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from simulator import __version__
+from simulator.config.scenario import Scenario
+from simulator.engine.factory import Factory, Pool
+from simulator.hardware import provenance_counts
+from simulator.kernels import HIST_BINS_PER_DECADE, HIST_LO_LOG10, histogram_quantiles
+
+__all__ = ["latency_stats", "request_latencies", "summarise"]
+
+_QUANTILES = np.array([0.5, 0.9, 0.99])
+
+
+def latency_stats(values: np.ndarray) -> dict[str, float | None]:
+    """mean, p50, p90, p99 (linear interpolation); None when there are no values."""
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return {"mean": None, "p50": None, "p90": None, "p99": None}
+    p50, p90, p99 = np.quantile(values, _QUANTILES)
+    return {"mean": float(values.mean()), "p50": float(p50), "p90": float(p90),
+            "p99": float(p99)}
+
+
+def _hist_stats(hist: np.ndarray, total_s: float) -> dict[str, float | None]:
+    count = float(hist.sum())
+    if count <= 0:
+        return {"mean": None, "p50": None, "p90": None, "p99": None}
+    p50, p90, p99 = histogram_quantiles(hist, HIST_LO_LOG10, HIST_BINS_PER_DECADE, _QUANTILES)
+    return {"mean": total_s / count, "p50": float(p50), "p90": float(p90), "p99": float(p99)}
+
+
+def request_latencies(factory: Factory) -> dict[str, np.ndarray]:
+    """Per-request TTFT, TPOT and end-to-end latency (NaN where undefined)."""
+    t = factory.table
+    ttft = t.first_token_s - t.arrival_s
+    decoded = t.output_tokens > 1
+    tpot = np.full(t.n, np.nan)
+    tpot[decoded] = ((t.last_token_s[decoded] - t.first_token_s[decoded])
+                     / (t.output_tokens[decoded] - 1))
+    return {"ttft_s": ttft, "tpot_s": tpot, "e2e_s": t.last_token_s - t.arrival_s}
+
+
+def _pool_summary(pool: Pool, end_s: float, queue_wait_s: float) -> dict[str, Any]:
+    spec = pool.spec
+    system = spec.system
+    energy = 0.0
+    busy = 0.0
+    batch_area = 0.0
+    for replica in pool.replicas:
+        energy += replica.energy_j + spec.chips_per_replica * system.idle_power_w * (
+            end_s - replica.busy_s)
+        busy += replica.busy_s
+        batch_area += replica.batch_token_area
+    spare_chips = spec.systems * system.chips_per_system - spec.chips
+    energy += spare_chips * system.idle_power_w * end_s
+    energy += spec.systems * system.system_overhead_power_w * end_s
+    return {
+        "role": spec.role,
+        "system": system.name,
+        "replicas": spec.replicas,
+        "chips_per_replica": spec.chips_per_replica,
+        "chips": spec.chips,
+        "systems": spec.systems,
+        "kv_capacity_tokens": spec.kv_capacity_tokens,
+        "utilisation": busy / (end_s * spec.replicas) if end_s > 0 else 0.0,
+        "energy_j": energy,
+        "power_w_mean": energy / end_s if end_s > 0 else 0.0,
+        "kv_occupancy_mean": float(np.mean([r.kv_occupancy_mean(end_s) for r in pool.replicas])),
+        "queue_len_mean": queue_wait_s / end_s if end_s > 0 else 0.0,
+        "batch_size_mean": batch_area / busy if busy > 0 else 0.0,
+        "steps": int(sum(r.steps for r in pool.replicas)),
+        "preemptions": int(sum(r.preemptions for r in pool.replicas)),
+    }
+
+
+def _queue_waits(factory: Factory) -> dict[str, float]:
+    """Total time requests spent queued before each pool (Little: mean length = total / T)."""
+    t = factory.table
+    waits = {factory.entry.spec.name: float(np.nansum(t.prefill_start_s - t.arrival_s))}
+    if factory.decode is not None:
+        before_transfer = np.nansum(t.kv_transfer_start_s - t.prefill_end_s)
+        before_batch = np.nansum(t.decode_start_s - t.kv_transfer_end_s)
+        waits[factory.decode.spec.name] = float(before_transfer + before_batch)
+    return waits
+
+
+def _link_summary(factory: Factory, end_s: float) -> dict[str, Any]:
+    if factory.decode is None:
+        return {}
+    t = factory.table
+    ingress = factory.decode.ingress
+    moved = sum(i.bytes_moved for i in ingress)
+    busy = sum(i.busy_s for i in ingress)
+    name = f"{factory.entry.spec.name}->{factory.decode.spec.name}"
+    return {name: {
+        "transfers": int(sum(i.transfers for i in ingress)),
+        "bytes": moved,
+        "utilisation": busy / (end_s * len(ingress)) if end_s > 0 else 0.0,
+        "transfer_s": latency_stats(t.kv_transfer_end_s - t.kv_transfer_start_s),
+    }}
+
+
+def _slo_met(scenario: Scenario, factory: Factory, lat: dict[str, np.ndarray]) -> np.ndarray:
+    t = factory.table
+    ttft_cap = np.array([tier.max_ttft_s for tier in scenario.tiers])[t.tier]
+    speed_floor = np.array([tier.min_tokens_per_s_per_user for tier in scenario.tiers])[t.tier]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        speed = np.where(t.output_tokens > 1, 1.0 / lat["tpot_s"], np.inf)
+    return (lat["ttft_s"] <= ttft_cap) & (speed >= speed_floor)
+
+
+def _tier_summary(scenario: Scenario, factory: Factory, met: np.ndarray,
+                  end_s: float) -> dict[str, Any]:
+    t = factory.table
+    out: dict[str, Any] = {}
+    for index, tier in enumerate(scenario.tiers):
+        mine = t.tier == index
+        count = int(mine.sum())
+        if count == 0:
+            continue
+        paid_tokens = float(t.output_tokens[mine & met].sum())
+        out[tier.name] = {
+            "requests": count,
+            "slo_attainment": float(met[mine].mean()),
+            "goodput_rps": float((mine & met).sum()) / end_s if end_s > 0 else 0.0,
+            "revenue_usd_per_s": (paid_tokens * tier.price_usd_per_mtok / 1e6 / end_s
+                                  if end_s > 0 else 0.0),
+            "price_usd_per_mtok": tier.price_usd_per_mtok,
+            "min_tokens_per_s_per_user": tier.min_tokens_per_s_per_user,
+            "max_ttft_s": tier.max_ttft_s,
+        }
+    return out
+
+
+def _backlog(factory: Factory) -> tuple[int, bool]:
+    """Requests still in the system when the last one arrived, and whether that is overload.
+
+    A factory keeps up when what is in flight at the end of the arrivals fits in its
+    batches; more than twice its batch slots queued means arrivals outran service.
+    """
+    t = factory.table
+    last_arrival = float(np.nanmax(t.arrival_s))
+    backlog = int(((t.arrival_s <= last_arrival) & (t.last_token_s > last_arrival)).sum())
+    slots = 0
+    for pool in factory.pools.values():
+        slots += sum(int(getattr(r.scheduler, "max_batch", 0) or 0) for r in pool.replicas)
+    return backlog, backlog > 2 * max(slots, 1)
+
+
+def summarise(scenario: Scenario, factory: Factory, end_s: float) -> dict[str, Any]:
+    t = factory.table
+    lat = request_latencies(factory)
+    met = _slo_met(scenario, factory, lat)
+    waits = _queue_waits(factory)
+    pools = {name: _pool_summary(pool, end_s, waits.get(name, 0.0))
+             for name, pool in factory.pools.items()}
+    energy = sum(p["energy_j"] for p in pools.values())
+    out_tokens = float(t.output_tokens.sum())
+    power_w = energy / end_s if end_s > 0 else 0.0
+    itl_total_s = float(np.nansum(t.last_token_s - t.first_token_s))
+    with np.errstate(divide="ignore"):
+        speed = np.where(t.output_tokens > 1, 1.0 / lat["tpot_s"], np.nan)
+    backlog, overloaded = _backlog(factory)
+    systems = {p.spec.system.name: p.spec.system for p in factory.pools.values()}
+    return {
+        "name": scenario.name,
+        "version": __version__,
+        "seed": scenario.seed,
+        "latency_backend": "roofline-numba",
+        "scenario": scenario.resolved,
+        "provenance": {name: provenance_counts(s) for name, s in sorted(systems.items())},
+        "requests": int(t.n),
+        "requests_completed": int(t.done.sum()),
+        "duration_s": end_s,
+        "input_tokens": int(t.input_tokens.sum()),
+        "output_tokens": int(out_tokens),
+        "ttft_s": latency_stats(lat["ttft_s"]),
+        "tpot_s": latency_stats(lat["tpot_s"]),
+        "itl_s": _hist_stats(factory.itl_hist, itl_total_s),
+        "e2e_s": latency_stats(lat["e2e_s"]),
+        "queue_wait_s": latency_stats(t.prefill_start_s - t.arrival_s),
+        "output_tokens_per_s": out_tokens / end_s if end_s > 0 else 0.0,
+        "requests_per_s": t.n / end_s if end_s > 0 else 0.0,
+        "tokens_per_s_per_user": latency_stats(speed),
+        "goodput_rps": float(met.sum()) / end_s if end_s > 0 else 0.0,
+        "slo_attainment": float(met.mean()) if t.n else 0.0,
+        "energy_j": energy,
+        "power_w_mean": power_w,
+        "joules_per_token": energy / out_tokens if out_tokens else None,
+        "tokens_per_joule": out_tokens / energy if energy > 0 else None,
+        "tokens_per_s_per_mw": (out_tokens / end_s) / (power_w / 1e6) if power_w > 0 else None,
+        "preemptions": int(t.preemptions.sum()),
+        "backlog_at_last_arrival": backlog,
+        "overloaded": overloaded,
+        "pools": pools,
+        "links": _link_summary(factory, end_s),
+        "tiers": _tier_summary(scenario, factory, met, end_s),
+    }

@@ -1,0 +1,200 @@
+"""Hardware profiles: every shipped file loads with full provenance, and bad files are
+refused with the file, the dotted key and a hint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from simulator.errors import ScenarioError
+from simulator.hardware import TAGS, SystemProfile, load_profile, provenance_counts
+from simulator.resources import find_profile, list_profiles
+
+SHIPPED = ("h100-sxm", "gb200-nvl72", "vera-rubin-nvl72", "groq3-lpx", "groq-lpu-v1")
+
+
+def _raw(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(find_profile(name).read_text(encoding="utf-8"))
+    return data
+
+
+def _write(tmp_path: Path, data: dict[str, Any], stem: str = "broken") -> Path:
+    path = tmp_path / f"{stem}.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_the_shipped_set_is_the_expected_one() -> None:
+    assert {p.stem for p in list_profiles()} >= set(SHIPPED)
+
+
+@pytest.mark.parametrize("path", list_profiles(), ids=lambda p: p.stem)
+def test_every_shipped_profile_loads_with_provenance(path: Path) -> None:
+    profile = load_profile(path.stem)
+    assert isinstance(profile, SystemProfile)
+    assert profile.name == path.stem == _raw(path.stem)["name"]
+    assert profile.kind in ("gpu", "lpu")
+    # 1 chips_per_system + 8 chip + 3 system + 5 efficiency figures, plus one per dtype.
+    assert len(profile.figures) == 17 + len(profile.dense_flops_per_s)
+    for key, figure in profile.figures.items():
+        assert figure.source in profile.sources, key
+        assert figure.tag in TAGS, key
+        # Anything not copied from a publication must say how it was reached.
+        if figure.tag in ("estimate", "derived", "fitted"):
+            assert figure.note.strip(), key
+    assert sum(provenance_counts(profile).values()) == len(profile.figures)
+    assert profile.idle_power_w <= profile.max_power_w
+    if profile.kind == "gpu":
+        assert profile.layer_sync_latency_s == 0.0
+    else:
+        assert profile.layer_sync_latency_s > 0.0
+
+
+def test_h100_figures() -> None:
+    h100 = load_profile("h100-sxm")
+    assert h100.flops_for("fp8") == 1978.9e12
+    assert h100.flops_for("bf16") == 989.4e12
+    assert h100.chips_per_system == 8 == h100.scaleup_domain_chips
+    # NVLink 4 is 900 GB/s both ways -> 450 GB/s per direction.
+    assert h100.scaleup_bandwidth_bytes_per_s == 450e9
+    # 8 GPUs × 700 W + 2,400 W of host, switches and fans = 8,000 W (the 8.0 kW IT figure).
+    assert h100.system_max_power_w == 8000.0
+    # 8 × 175 W + 2,400 W = 3,800 W.
+    assert h100.system_idle_power_w == 3800.0
+    assert "fp4" not in h100.dense_flops_per_s
+
+
+def test_rack_power_matches_published_rack_budgets() -> None:
+    # GB200 NVL72: 72 × 1,200 W + 33,600 W = 120,000 W, the ~120 kW typical quote.
+    assert load_profile("gb200-nvl72").system_max_power_w == 120_000.0
+    # Vera Rubin NVL72: 72 × 1,800 W + 60,400 W = 190,000 W, the Max-Q end of 190–230 kW.
+    assert load_profile("vera-rubin-nvl72").system_max_power_w == 190_000.0
+    # Groq 3 LPX: 256 × 400 W + 20,000 W = 122,400 W, inside the 100–150 kW placeholder.
+    assert load_profile("groq3-lpx").system_max_power_w == 122_400.0
+
+
+def test_vera_rubin_uses_dense_equivalent_fp4() -> None:
+    vr = load_profile("vera-rubin-nvl72")
+    assert vr.flops_for("fp4") == 35e15
+    # 1.2 EF FP8 per rack ÷ 72 = 16.67 PF, quoted as 16.7 PF.
+    assert vr.flops_for("fp8") == pytest.approx(1.2e18 / 72, rel=0.01)
+    assert vr.figures["chip.dense_flops_per_s.fp8"].tag == "derived"
+    assert vr.memory_bytes == 288e9
+    assert vr.memory_bandwidth_bytes_per_s == 22e12
+
+
+def test_groq3_has_no_fp4_and_says_so() -> None:
+    lpx = load_profile("groq3-lpx")
+    assert "fp4" not in lpx.dense_flops_per_s
+    # 315 PF per rack ÷ 256 LPUs = 1.23 PF.
+    assert lpx.flops_for("fp8") == pytest.approx(315e15 / 256, rel=0.001)
+    # 2.5 TB/s both ways -> 1.25 TB/s per direction.
+    assert lpx.scaleup_bandwidth_bytes_per_s == 1.25e12
+    with pytest.raises(ScenarioError) as caught:
+        lpx.flops_for("fp4")
+    message = str(caught.value)
+    assert "groq3-lpx.yaml" in message
+    assert "chip.dense_flops_per_s.fp4" in message
+    assert "fp8" in message
+
+
+def test_groq_v1_sync_latency_reproduces_published_decode_speed() -> None:
+    v1 = load_profile("groq-lpu-v1")
+    assert set(v1.dense_flops_per_s) == {"fp16", "int8"}
+    chips, layers, weight_bytes = 576, 80, 138e9
+    sram_s = weight_bytes / (chips * v1.memory_bandwidth_bytes_per_s * v1.memory_efficiency)
+    # 138e9 / (576 × 80e12 × 0.9) = 3.3 µs for the whole model's weights.
+    assert sram_s == pytest.approx(3.33e-6, rel=0.01)
+    token_s = layers * v1.layer_sync_latency_s + v1.step_overhead_s + sram_s
+    # 80 × 40 µs + 20 µs + 3.3 µs = 3.223 ms -> 310 tok/s, between the published 285 and 330.
+    assert token_s == pytest.approx(3.2233e-3, rel=1e-3)
+    assert 285 < 1 / token_s < 330
+    assert v1.figures["efficiency.layer_sync_latency_s"].tag == "fitted"
+
+
+def test_numeric_strings_are_accepted(tmp_path: Path) -> None:
+    data = _raw("h100-sxm")
+    data["chip"]["dense_flops_per_s"]["bf16"]["value"] = "989.4e12"
+    profile = load_profile(_write(tmp_path, data))
+    assert profile.flops_for("bf16") == 989.4e12
+    assert profile.name == "broken"
+
+
+def test_typo_key_is_refused_with_suggestion(tmp_path: Path) -> None:
+    data = _raw("h100-sxm")
+    data["chip"]["memroy_bytes"] = data["chip"].pop("memory_bytes")
+    path = _write(tmp_path, data)
+    with pytest.raises(ScenarioError) as caught:
+        load_profile(path)
+    message = str(caught.value)
+    assert "broken.yaml" in message
+    assert "chip.memroy_bytes" in message
+    assert "Did you mean 'memory_bytes'?" in message
+
+
+def test_negative_bandwidth_is_refused(tmp_path: Path) -> None:
+    data = _raw("gb200-nvl72")
+    data["chip"]["memory_bandwidth_bytes_per_s"]["value"] = -8.0e12
+    with pytest.raises(ScenarioError) as caught:
+        load_profile(_write(tmp_path, data))
+    message = str(caught.value)
+    assert "broken.yaml" in message
+    assert "chip.memory_bandwidth_bytes_per_s.value" in message
+    assert "> 0" in message
+
+
+def test_missing_tag_is_refused(tmp_path: Path) -> None:
+    data = _raw("groq3-lpx")
+    del data["system"]["price_usd"]["tag"]
+    with pytest.raises(ScenarioError) as caught:
+        load_profile(_write(tmp_path, data))
+    message = str(caught.value)
+    assert "broken.yaml" in message
+    assert "system.price_usd.tag" in message
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (lambda d: d["chip"]["memory_bytes"].update(tag="rumour"), "chip.memory_bytes.tag"),
+        (lambda d: d["chip"]["memory_bytes"].update(source="S99"), "chip.memory_bytes.source"),
+        (lambda d: d["chip"]["memory_bytes"].update(source=["S1"]), "chip.memory_bytes.source"),
+        (lambda d: d["chip"].pop("max_power_w"), "chip.max_power_w"),
+        (lambda d: d.update(schema_version=2), "schema_version"),
+        (lambda d: d["efficiency"]["compute"].update(value=1.4), "efficiency.compute.value"),
+        (lambda d: d["chip"]["dense_flops_per_s"].update(fp6={"value": 1, "source": "S1",
+                                                              "tag": "vendor"}),
+         "chip.dense_flops_per_s.fp6"),
+        (lambda d: d["system"]["scaleup_domain_chips"].update(value=7.5),
+         "system.scaleup_domain_chips.value"),
+        (lambda d: d["chip"]["idle_power_w"].update(value=900.0), "chip.idle_power_w.value"),
+        (lambda d: d["chip"]["max_power_w"].update(value="lots"), "chip.max_power_w.value"),
+        (lambda d: d.update(kind="tpu"), "kind"),
+        (lambda d: d["system"].pop("price_usd"), "system.price_usd"),
+    ],
+)
+def test_other_faults_name_the_key(tmp_path: Path, mutate: Any, key: str) -> None:
+    data = _raw("h100-sxm")
+    mutate(data)
+    with pytest.raises(ScenarioError) as caught:
+        load_profile(_write(tmp_path, data))
+    assert caught.value.key == key
+    assert caught.value.file.endswith("broken.yaml")
+
+
+def test_unknown_name_is_reported_where_it_was_written() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_profile("h100-sx", file="scenario.yaml", key="pools[0].system")
+    message = str(caught.value)
+    assert "scenario.yaml: pools[0].system" in message
+    assert "Did you mean 'h100-sxm'?" in message
+
+
+def test_loading_by_name_works_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_profile("groq3-lpx").chips_per_system == 256
