@@ -92,6 +92,8 @@ def _profiles(out: Console) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = Console()
+    if not out.is_terminal:
+        out = Console(width=120)   # files and pipes: wide enough for the pool table
     err = Console(stderr=True)
     try:
         if args.command == "run":

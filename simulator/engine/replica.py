@@ -7,6 +7,7 @@ what the step costs, and waits that long. It never computes FLOPs or bytes itsel
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any
@@ -16,17 +17,36 @@ import simpy
 
 from simulator.engine.state import RequestTable
 from simulator.kernels import (
+    ACC_BATCH_AREA,
+    ACC_BUSY_S,
+    ACC_ENERGY_J,
+    ACC_NOW_S,
     HIST_BINS_PER_DECADE,
     HIST_LO_LOG10,
+    N_ACC,
     decode_span,
     step_cost,
     steps_until_kv_full,
 )
 from simulator.policies.base import Scheduler, StepPlan
 
-__all__ = ["Replica", "add_gaps"]
+__all__ = ["Replica", "add_gaps", "delay_to"]
 
 _INF = float("inf")
+
+
+def delay_to(now: float, end: float) -> float:
+    """The delay SimPy must add to ``now`` to land exactly on ``end``.
+
+    SimPy schedules at ``now + delay``; ``end - now`` can round so that the sum misses
+    ``end`` by an ulp, which would make skip-ahead differ from stepping one at a time.
+    """
+    delay = end - now
+    while now + delay < end:
+        delay = math.nextafter(delay, _INF)
+    while now + delay > end:
+        delay = math.nextafter(delay, -_INF)
+    return delay
 
 
 def add_gaps(hist: np.ndarray, gaps_s: np.ndarray) -> None:
@@ -88,14 +108,26 @@ class Replica:
         self.kv_decoding_tokens = 0   # sum of `cached` over `decoding`
         self._wake: simpy.Event | None = None
 
-        self.busy_s = 0.0
-        self.energy_j = 0.0
+        # busy time, energy and decoding batch size × time, advanced step by step by both
+        # the per-step path and the skip-ahead kernel with the same arithmetic
+        self.acc = np.zeros(N_ACC)
         self.steps = 0
         self.preemptions = 0
-        self.batch_token_area = 0.0   # decoding batch size integrated over busy time
         self._kv_area = 0.0
         self._kv_mark_s = 0.0
         self.process = env.process(self._run())
+
+    @property
+    def busy_s(self) -> float:
+        return float(self.acc[ACC_BUSY_S])
+
+    @property
+    def energy_j(self) -> float:
+        return float(self.acc[ACC_ENERGY_J])
+
+    @property
+    def batch_token_area(self) -> float:
+        return float(self.acc[ACC_BATCH_AREA])
 
     # ----- the view a scheduler reads (simulator.policies.ReplicaView)
     @property
@@ -185,11 +217,11 @@ class Replica:
             decode = plan is None or plan.decode
             if decode and self.decoding and not self._ensure_kv():
                 continue
-            if chunks or (decode and self.decoding):
-                if not chunks and self.skip_ahead:
-                    yield from self._decode_span()
-                else:
-                    yield from self._step(chunks, decode)
+            if chunks:
+                yield from self._step(chunks, decode)
+                continue
+            if decode and self.decoding:
+                yield from self._decode_span()
                 continue
             self._wake = self.env.event()
             yield self._wake
@@ -286,10 +318,10 @@ class Replica:
         time_s, energy_j = step_cost(self.cost, float(sampling), float(new_tokens), pairs, kv_read)
         yield self.env.timeout(time_s)
         now = float(self.env.now)
-        self.busy_s += time_s
-        self.energy_j += energy_j
+        self.acc[ACC_BUSY_S] += time_s
+        self.acc[ACC_ENERGY_J] += energy_j
+        self.acc[ACC_BATCH_AREA] += n_dec * time_s
         self.steps += 1
-        self.batch_token_area += n_dec * time_s
         if n_dec:
             add_gaps(self.itl_hist, now - table.last_token_s[dec])
             self._advance_decoders(dec, 1, now)
@@ -299,44 +331,43 @@ class Replica:
                 self._prompt_done(request, now, time_s)
 
     def _decode_span(self) -> Generator[simpy.Event, Any, None]:
+        """Decode steps of an unchanged batch: one event for the whole stretch.
+
+        Without skip-ahead the stretch is one step long; the arithmetic is the same, so the
+        two give identical results. A stretch is cut at the first step boundary after a
+        request arrives that could join the batch.
+        """
         table = self.table
         dec = np.asarray(self.decoding, dtype=np.int64)
         n = len(dec)
         kv0 = float(self.kv_decoding_tokens)
         remaining = table.output_tokens[dec] - table.generated[dec]
-        kmax = int(remaining.min())
+        kmax = int(remaining.min()) if self.skip_ahead else 1
         kmax = int(steps_until_kv_full(table.cached[dec], self.blocks[dec], n, self.free_blocks,
                                        self.block_tokens, kmax))
-        steps, elapsed, energy = decode_span(self.cost, float(n), kv0, kmax, _INF,
-                                             self._scratch_hist, HIST_LO_LOG10,
-                                             HIST_BINS_PER_DECADE)
         start = float(self.env.now)
-        if steps > 1 and (self.max_batch is None or n < self.max_batch):
-            self._wake = self.env.event()
-            yield self.env.timeout(elapsed) | self._wake
-            self._wake = None
-            woke = float(self.env.now)
-            if woke < start + elapsed:
-                steps, elapsed, energy = decode_span(self.cost, float(n), kv0, kmax, woke - start,
-                                                     self._scratch_hist, HIST_LO_LOG10,
-                                                     HIST_BINS_PER_DECADE)
-                if start + elapsed > woke:
-                    yield self.env.timeout(start + elapsed - woke)
-        else:
-            yield self.env.timeout(elapsed)
-        now = start + elapsed
-        self.busy_s += elapsed
-        self.energy_j += energy
-        self.steps += steps
-        self.batch_token_area += n * elapsed
-        # The first step's gap depends on when each request last got a token; later gaps
-        # are the step times, which the kernel adds to the histogram n at a time.
+        # Each request's first gap runs from its last token; later gaps are step times.
         first_s, _ = step_cost(self.cost, float(n), float(n), kv0 + n, kv0)
-        add_gaps(self.itl_hist, start + first_s - table.last_token_s[dec])
-        if steps > 1:
-            decode_span(self.cost, float(n), kv0 + n, steps - 1, _INF, self.itl_hist,
-                        HIST_LO_LOG10, HIST_BINS_PER_DECADE)
-        self._advance_decoders(dec, steps, now)
+        add_gaps(self.itl_hist, (start - table.last_token_s[dec]) + first_s)
+        horizon = _INF
+        if kmax > 1 and (self.max_batch is None or n < self.max_batch):
+            trial = self.acc.copy()
+            trial[ACC_NOW_S] = start
+            decode_span(self.cost, float(n), kv0, kmax, _INF, trial, kmax,
+                        self._scratch_hist, HIST_LO_LOG10, HIST_BINS_PER_DECADE)
+            self._wake = self.env.event()
+            yield self.env.timeout(delay_to(start, float(trial[ACC_NOW_S]))) | self._wake
+            self._wake = None
+            if float(self.env.now) < trial[ACC_NOW_S]:
+                horizon = float(self.env.now)
+        self.acc[ACC_NOW_S] = start
+        steps = int(decode_span(self.cost, float(n), kv0, kmax, horizon, self.acc, 1,
+                                self.itl_hist, HIST_LO_LOG10, HIST_BINS_PER_DECADE))
+        end = float(self.acc[ACC_NOW_S])
+        if self.env.now < end:
+            yield self.env.timeout(delay_to(float(self.env.now), end))
+        self.steps += steps
+        self._advance_decoders(dec, steps, end)
 
     def _advance_decoders(self, dec: np.ndarray, steps: int, now: float) -> None:
         table = self.table
