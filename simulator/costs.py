@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from simulator.config.scenario import Precision
+from simulator.errors import ScenarioError
 from simulator.hardware import SystemProfile
 from simulator.kernels import step as k
 from simulator.models import ModelCard
@@ -29,7 +30,13 @@ ACTIVATION_BYTES = 2.0   # activations exchanged by tensor-parallel all-reduces 
 def replica_cost_vector(model: ModelCard, system: SystemProfile, precision: Precision,
                         shards: int, tp: int) -> np.ndarray:
     """The cost vector of one replica: ``shards`` chips share its work, ``tp`` of them by
-    tensor parallelism (GPUs: shards = tp; LPUs: shards = chips per replica, tp = 1)."""
+    tensor parallelism (GPUs: shards = tp; LPUs: shards = chips per replica, tp = 1).
+
+    Embedding lookups are a gather of one row per token, so neither their FLOPs nor the
+    table's bytes are charged; the lm_head is a full matmul for each sampling sequence and
+    its matrix is read every step (the embedding table itself when the two are tied).
+    """
+    _check_split(shards, tp)
     bpp = precision.weight_bytes_per_param
     head_params = model.vocab_size * model.hidden_size
     moe = model.moe
@@ -37,7 +44,6 @@ def replica_cost_vector(model: ModelCard, system: SystemProfile, precision: Prec
     p[k.P_LIN_FLOPS_PER_TOKEN] = 2.0 * (model.active_params - model.embedding_params
                                         - model.lm_head_params)
     p[k.P_HEAD_FLOPS_PER_SEQ] = 2.0 * head_params
-    # The lm_head matrix is read every step; with tied embeddings it is the embedding table.
     p[k.P_DENSE_WEIGHT_BYTES] = (model.non_expert_params - model.embedding_params
                                  - model.lm_head_params + head_params) * bpp
     if moe is not None:
@@ -66,7 +72,17 @@ def replica_cost_vector(model: ModelCard, system: SystemProfile, precision: Prec
     return p
 
 
+def _check_split(shards: int, tp: int) -> None:
+    """A replica split over no chips, or over more TP ranks than chips, has no cost."""
+    if shards < 1:
+        raise ScenarioError(None, "chips_per_replica", "a whole number of chips ≥ 1", shards)
+    if tp < 1 or tp > shards:
+        raise ScenarioError(None, "parallelism.tp", f"a degree between 1 and {shards}", tp)
+
+
 def weights_per_chip_bytes(model: ModelCard, precision: Precision, shards: int) -> float:
+    """Weights each chip holds when a replica's weights are spread evenly over ``shards``."""
+    _check_split(shards, 1)
     return model.weight_bytes(precision.weight_bytes_per_param) / shards
 
 
@@ -84,7 +100,12 @@ def lpu_chips_for(model: ModelCard, system: SystemProfile, precision: Precision,
     """Fewest chips whose usable SRAM holds the weights and ``reserve_tokens`` of KV."""
     need = (model.weight_bytes(precision.weight_bytes_per_param)
             + reserve_tokens * model.kv_bytes_per_token(precision.kv_bytes_per_value))
-    return max(math.ceil(need / (system.memory_bytes * system.memory_usable_fraction)), 1)
+    per_chip = system.memory_bytes * system.memory_usable_fraction
+    chips = max(math.ceil(need / per_chip), 1)
+    # the division can round up past a whole number when need is an exact multiple
+    if chips > 1 and (chips - 1) * per_chip >= need:
+        chips -= 1
+    return chips
 
 
 def decode_step_s(model: ModelCard, system: SystemProfile, precision: Precision, shards: int,

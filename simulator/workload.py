@@ -25,15 +25,8 @@ if TYPE_CHECKING:
     from simulator.config.scenario import ArrivalSpec, LengthSpec, WorkloadSpec
 
 __all__ = [
-    "LengthStats",
-    "Requests",
-    "Trace",
-    "arrival_times",
-    "assign_tiers",
-    "generate",
-    "length_stats",
-    "read_trace",
-    "sample_lengths",
+    "LengthStats", "Requests", "Trace", "arrival_times", "assign_tiers", "generate",
+    "length_stats", "read_trace", "sample_lengths",
 ]
 
 PROCESSES = ("poisson", "gamma", "fixed", "trace", "closed_loop")
@@ -125,7 +118,8 @@ def _read_csv(found: Path, numbered: list[tuple[int, str]]) -> Trace:
         time_col = "arrived_at" if "arrived_at" in header else ""
     else:
         known = [*_AZURE_COLUMNS, *_VIDUR_COLUMNS]
-        hint = " ".join(filter(None, (did_you_mean(name, known) for name in header)))
+        unknown = [name for name in header if name not in known]
+        hint = " ".join(filter(None, (did_you_mean(name, known) for name in unknown)))
         raise ScenarioError(found, "header (line 1)", _FORMATS, ",".join(header), hint)
     body = numbered[1:]
     if not body:

@@ -277,14 +277,14 @@ def test_trace_replay_speedup_and_limits() -> None:
 
 
 def test_length_only_file_cannot_drive_arrivals() -> None:
-    with pytest.raises(ScenarioError, match="workload.arrivals.path"):
+    with pytest.raises(ScenarioError, match=r"workload\.arrivals\.path"):
         arrival_times(ArrivalSpec("trace", path=Path(SHAREGPT)), rng(), 10, None)
 
 
 def test_bad_arrival_settings() -> None:
     with pytest.raises(ScenarioError, match="Did you mean 'poisson'"):
         arrival_times(ArrivalSpec("poison", rate_per_s=1.0), rng(), 5, None)
-    with pytest.raises(ScenarioError, match="workload.arrivals.cv"):
+    with pytest.raises(ScenarioError, match=r"workload\.arrivals\.cv"):
         arrival_times(ArrivalSpec("gamma", rate_per_s=1.0), rng(), 5, None)
     with pytest.raises(ScenarioError, match="rate_per_s"):
         arrival_times(ArrivalSpec("poisson", rate_per_s=0.0), rng(), 5, None)
@@ -333,7 +333,7 @@ def test_closed_loop_leaves_arrivals_to_the_engine() -> None:
     spec = workload(ArrivalSpec("closed_loop", concurrency=8), requests=50)
     requests = generate(spec, 0)
     assert len(requests) == 50 and np.all(np.isnan(requests.arrival_s))
-    with pytest.raises(ScenarioError, match="workload.requests"):
+    with pytest.raises(ScenarioError, match=r"workload\.requests"):
         generate(workload(spec.arrivals, requests=None, duration_s=60.0), 0)
 
 

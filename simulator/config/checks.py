@@ -21,8 +21,7 @@ from simulator.config.scenario import PolicySpec
 from simulator.errors import ScenarioError, did_you_mean
 
 __all__ = ["ANY_KEYS", "MISSING", "SCHEMA", "Items", "Section", "join_key", "parse_yaml",
-           "plain_data",
-           "read_policy"]
+           "plain_data", "read_policy"]
 
 
 class _StrictYamlLoader(yaml.SafeLoader):
@@ -206,7 +205,8 @@ class Section:
              choices: Collection[str] | None = None) -> str:
         value = self.data.get(name, MISSING if default is None else default)
         if choices is not None:
-            if value not in choices:
+            # Checked as text first: a list or mapping cannot be looked up in a dict of choices.
+            if not isinstance(value, str) or value not in choices:
                 hint = did_you_mean(value, choices) if isinstance(value, str) else ""
                 raise self.fail(name, "one of " + ", ".join(repr(c) for c in choices), value,
                                 hint)
@@ -240,15 +240,28 @@ class Section:
             raise self.fail(name, expected, value)
         return float(value)
 
-    def section(self, name: str, allowed: Collection[str] | None, what: str = "a mapping") -> Section:
+    def section(self, name: str, allowed: Collection[str] | None,
+                what: str = "a mapping") -> Section:
         """The mapping under ``name``; an absent key reads as an empty mapping (all defaults)."""
         return Section(self.data.get(name, {}), self.file, self.at(name), allowed, what)
 
 
-def read_policy(parent: Section, name: str, default: str) -> tuple[PolicySpec, dict[str, Any]]:
-    """``policy`` plus free options, passed through untouched for the policy to check."""
+def read_policy(parent: Section, name: str, default: str,
+                kind: str) -> tuple[PolicySpec, dict[str, Any]]:
+    """``policy`` plus free options, which only the policy class knows how to check.
+
+    The class is built once here and thrown away, so that a misspelt policy or option is
+    refused when the file is loaded rather than when the engine first needs the policy.
+    ``kind`` is 'scheduler' or 'router'.
+    """
+    # Imported here: simulator.policies imports simulator.config.scenario, whose package
+    # import runs this module.
+    from simulator.policies import build_policy
+
     sec = parent.section(name, None)
     policy = sec.text("policy", default)
     options = {k: plain_data(v, sec.file, sec.at(k)) for k, v in sec.data.items()
                if k != "policy"}
-    return PolicySpec(policy, options), {"policy": policy, **copy.deepcopy(options)}
+    spec = PolicySpec(policy, options)
+    build_policy(spec, kind, sec.file, sec.key)
+    return spec, {"policy": policy, **copy.deepcopy(options)}

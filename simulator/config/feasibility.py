@@ -76,12 +76,13 @@ def _pool(sec: Section, model: ModelCard, precision: Precision,
     role = sec.text("role", choices=ROLES)
     system_ref = sec.text("system")
     system = load_profile(system_ref, sec.file, sec.at("system"))
-    if sec.get("replicas") == 0 and not isinstance(sec.get("replicas"), bool):
-        raise sec.fail("replicas", "an integer ≥ 1", 0, f"A pool with no replicas cannot serve "
-                       f"requests; give pool {name!r} at least one or remove it.")
+    if type(sec.get("replicas")) is int and sec.get("replicas") < 1:
+        raise sec.fail("replicas", "an integer ≥ 1 (model instances in this pool)",
+                       sec.get("replicas"), f"A pool with no replicas cannot serve requests; "
+                       f"give pool {name!r} at least one or remove it.")
     replicas = sec.integer("replicas", meaning="model instances in this pool")
     kv_block_tokens = sec.integer("kv_block_tokens", default=16)
-    scheduler, scheduler_out = read_policy(sec, "scheduler", "continuous")
+    scheduler, scheduler_out = read_policy(sec, "scheduler", "continuous", "scheduler")
     _check_dtype(sec, name, system, precision)
     if system.kind == "lpu":
         tp, knob = 1, "chips_per_replica"
@@ -200,17 +201,29 @@ def _lpu_chips(sec: Section, model: ModelCard, system: SystemProfile, precision:
 
 
 def check_roles(pools: tuple[PoolSpec, ...], file: Path) -> None:
-    roles = {p.role for p in pools}
-    if "both" in roles and roles != {"both"}:
-        raise ScenarioError(file, "pools", "either only pools of role 'both' (aggregated) or "
-                            "prefill and decode pools (disaggregated)",
-                            [f"{p.name}: {p.role}" for p in pools],
+    """One 'both' pool, or one prefill and one decode pool: the shapes the engine runs.
+
+    The engine routes each request to the single pool of its stage, so a second pool of a
+    role would sit idle; it is refused rather than silently ignored.
+    """
+    roles = [p.role for p in pools]
+    listing = [f"{p.name}: {p.role}" for p in pools]
+    repeated = sorted({r for r in roles if roles.count(r) > 1})
+    if repeated:
+        names = ", ".join(repr(p.name) for p in pools if p.role == repeated[0])
+        raise ScenarioError(
+            file, "pools", "one pool per role (only one pool per role is supported in this "
+            "version)", listing, f"Pools {names} share the role {repeated[0]!r}; merge them "
+            "into one pool with more replicas.")
+    if "both" in roles and len(roles) > 1:
+        raise ScenarioError(file, "pools", "either one pool of role 'both' (aggregated) or one "
+                            "prefill and one decode pool (disaggregated)", listing,
                             "Mixing aggregated and disaggregated pools in one scenario is not "
-                            "supported yet.")
-    if "both" not in roles and roles != {"prefill", "decode"}:
+                            "supported.")
+    if "both" not in roles and set(roles) != {"prefill", "decode"}:
         missing = "decode" if "prefill" in roles else "prefill"
-        raise ScenarioError(file, "pools", f"at least one {missing} pool, or pools of role "
-                            "'both'", [f"{p.name}: {p.role}" for p in pools],
+        raise ScenarioError(file, "pools", f"a {missing} pool next to the {roles[0]} pool, or "
+                            "one pool of role 'both'", listing,
                             f"A disaggregated scenario needs somewhere to {missing}.")
 
 

@@ -79,12 +79,17 @@ def read_mapping(file: Path, what: str) -> dict[str, Any]:
     data = parse_yaml(text, file)
     if not isinstance(data, dict):
         raise ScenarioError(file, "", f"{what} whose top level is a mapping of keys",
-                            type(data).__name__ if data is not None else "an empty document")
+                            f"a {type(data).__name__}" if data is not None
+                            else "an empty document")
     return data
 
 
 def build_scenario(raw: dict[str, Any], file: Path) -> Scenario:
+    """Validate a raw scenario mapping (already overridden) into a :class:`Scenario`."""
     version = raw.get("schema_version", MISSING)
+    if version is MISSING:
+        # A misspelt schema_version is likelier than a missing one: say so with its spelling.
+        Section(raw, file, "", TOP_KEYS)
     if isinstance(version, bool) or version != SCHEMA_VERSION:
         raise ScenarioError(file, "schema_version", f"{SCHEMA_VERSION} (the only version so far)",
                             version)
@@ -106,7 +111,7 @@ def build_scenario(raw: dict[str, Any], file: Path) -> Scenario:
     pools, pools_resolved = build_pools(top, model, precision, stats)
     check_roles(pools, file)
     links, links_resolved = read_links(top, pools)
-    router, router_resolved = read_policy(top, "router", "least_outstanding")
+    router, router_resolved = read_policy(top, "router", "least_outstanding", "router")
     resolved = {
         "schema_version": SCHEMA_VERSION,
         "name": name,
@@ -183,10 +188,13 @@ def _token_range(sec: Section, name: str, source: str) -> tuple[int, int]:
     expected = "a list [low, high] of integers with 1 ≤ low ≤ high"
     if not isinstance(value, list) or len(value) != 2:
         raise sec.fail(name, expected, value)
-    pair = Section({"low": value[0], "high": value[1]}, sec.file, sec.at(name), None)
-    low, high = pair.integer("low"), pair.integer("high")
+    for i, bound in enumerate(value):
+        if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+            raise ScenarioError(sec.file, join_key(sec.at(name), i), "an integer ≥ 1 (tokens)",
+                                bound)
+    low, high = value
     if low > high:
-        raise sec.fail(name, expected, value)
+        raise sec.fail(name, expected, value, "The lower bound comes first.")
     return low, high
 
 

@@ -106,6 +106,10 @@ class Replica:
         self.prefilling: list[int] = []
         self.decoding: list[int] = []
         self.kv_decoding_tokens = 0   # sum of `cached` over `decoding`
+        # Set by a preemption, cleared when a request finishes: until then nothing that
+        # needs memory is admitted, or the preempted request would be readmitted and
+        # preempted again without end (thrashing).
+        self.memory_pressure = False
         self._wake: simpy.Event | None = None
 
         # busy time, energy and decoding batch size × time, advanced step by step by both
@@ -148,6 +152,8 @@ class Replica:
 
     @property
     def free_kv_blocks(self) -> int:
+        if self.memory_pressure and self.n_running:
+            return 0
         return self.free_blocks
 
     def kv_blocks_needed(self, request: int) -> int:
@@ -284,6 +290,7 @@ class Replica:
         table.target[request] = table.input_tokens[request] + table.generated[request] - 1
         table.preemptions[request] += 1
         self.preemptions += 1
+        self.memory_pressure = True
         self._kv_mark()
         self.free_blocks += int(self.blocks[request])
         self.blocks[request] = 0
@@ -404,6 +411,7 @@ class Replica:
             self._start_decoding(request)
 
     def _finish(self, request: int, now: float) -> None:
+        self.memory_pressure = False
         self.table.last_token_s[request] = now
         self.table.done[request] = True
         self.release(request)

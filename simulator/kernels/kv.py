@@ -1,14 +1,22 @@
-"""KV memory and KV transfer arithmetic."""
+"""KV memory and KV transfer arithmetic.
+
+Paged KV memory decides how far a decode batch can run before it must preempt, and the
+transfer time decides what disaggregation adds to time to first token; both sit on the
+engine's hot path, so they are compiled like the step costs.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
+__all__ = ["kv_transfer_s", "steps_until_kv_full"]
+
 
 @njit(cache=True)
 def _blocks_short(ctx: np.ndarray, blocks: np.ndarray, n: int, block_tokens: int,
                   steps: int) -> int:
+    """New blocks the batch needs to run ``steps`` more decode steps."""
     short = 0
     for j in range(n):
         need = (ctx[j] + steps + block_tokens - 1) // block_tokens
@@ -20,17 +28,18 @@ def _blocks_short(ctx: np.ndarray, blocks: np.ndarray, n: int, block_tokens: int
 @njit(cache=True)
 def steps_until_kv_full(ctx: np.ndarray, blocks: np.ndarray, n: int, free_blocks: int,
                         block_tokens: int, kmax: int) -> int:
-    """Largest k ≤ kmax such that k decode steps of the batch find the blocks they fill.
+    """Largest k in [0, kmax] such that k decode steps of the batch find the blocks they fill.
 
-    A decode step writes the token at position ``ctx`` (0-based), so after ``i`` steps a
-    request needs ``ceil((ctx + i) / block_tokens)`` blocks. The shortfall grows with ``k``,
-    so a binary search finds the answer.
+    A decode step writes the token at position ``ctx`` (0-based), so after ``k`` steps a
+    request needs ``ceil((ctx + k) / block_tokens)`` blocks. The shortfall never falls as
+    ``k`` grows, so a binary search needs O(n log kmax) work; the common answer ``kmax``
+    costs one pass. Returns 0 when not even zero steps fit.
     """
     if kmax <= 0:
         return 0
     if _blocks_short(ctx, blocks, n, block_tokens, kmax) <= free_blocks:
         return kmax
-    lo = 0      # known to fit
+    lo = 0      # fits, or nothing does and 0 is the answer
     hi = kmax   # known not to fit
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -44,12 +53,14 @@ def steps_until_kv_full(ctx: np.ndarray, blocks: np.ndarray, n: int, free_blocks
 @njit(cache=True)
 def kv_transfer_s(kv_bytes: float, bandwidth_bytes_per_s: float, latency_s: float,
                   overlap_s: float, layers: float, layerwise: bool) -> float:
-    """Time a KV transfer adds after the prompt's last step.
+    """Time a KV transfer adds after the prompt's last prefill step ends.
 
-    Layer-wise transfers start while the last prefill step runs (``overlap_s`` long), so
-    only what does not fit in that window shows, and never less than the last layer.
+    Bulk: the whole cache leaves after the step. Layer-wise: each layer's KV leaves as soon
+    as that layer is computed, so the wire time overlaps the last step (``overlap_s`` long)
+    and only the rest shows; the last layer's share is produced at the very end of the
+    step, so it can never be hidden.
     """
     wire_s = kv_bytes / bandwidth_bytes_per_s
     if not layerwise:
         return latency_s + wire_s
-    return latency_s + max(wire_s - overlap_s, wire_s / layers)
+    return latency_s + max(wire_s - overlap_s, wire_s / max(layers, 1.0))

@@ -1,65 +1,99 @@
 """Plain-numpy twins of the kernels, written from per-request arrays.
 
-The kernels take sums over the batch; these take each request's new and cached tokens and
-sum themselves, so agreement between the two checks the engine's bookkeeping convention
-as well as the arithmetic. Used by tests only; never on a hot path.
+The kernels take sums over the batch in closed form; these take each request's new and
+cached tokens, count attention pairs token by token and step a decode stretch one step at
+a time, so agreement checks the engine's bookkeeping convention as well as the arithmetic.
+Used by tests only; never on a hot path.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from simulator.kernels import step as k
 
-__all__ = ["decode_span_ref", "step_cost_ref", "steps_until_kv_full_ref"]
+__all__ = ["DecodeSpanRef", "decode_span_ref", "step_cost_ref", "steps_until_kv_full_ref"]
+
+
+def _pairs(new: int, cached: int) -> int:
+    """Causal pairs of one request: new token i (1-based) sees the cache and tokens 1..i."""
+    return int(np.sum(cached + np.arange(1, new + 1, dtype=np.int64)))
 
 
 def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarray,
-                  sampling: np.ndarray) -> tuple[float, float]:
-    """One step from per-request arrays (``sampling`` marks requests that emit a token)."""
-    new = np.asarray(new_tokens, dtype=np.float64)
-    cached = np.asarray(cached_tokens, dtype=np.float64)
-    if new.sum() <= 0 and np.sum(sampling) <= 0:
+                  sampling: np.ndarray | None = None) -> tuple[float, float]:
+    """One step from per-request arrays; ``sampling`` marks requests that emit a token
+    (default: all of them)."""
+    new = np.asarray(new_tokens, dtype=np.int64)
+    cached = np.asarray(cached_tokens, dtype=np.int64)
+    samples = float(len(new) if sampling is None else np.count_nonzero(sampling))
+    tokens = float(new.sum())
+    if tokens <= 0 and samples <= 0:
         return 0.0, 0.0
-    tokens = new.sum()
-    flops_rate = p[k.P_SHARDS] * p[k.P_PEAK_FLOPS] * p[k.P_ETA_COMPUTE]
-    byte_rate = p[k.P_SHARDS] * p[k.P_MEM_BW] * p[k.P_ETA_MEMORY]
-    linear_flops = tokens * p[k.P_LIN_FLOPS_PER_TOKEN] + np.sum(sampling) * p[k.P_HEAD_FLOPS_PER_SEQ]
-    experts = p[k.P_EXPERTS]
-    touched = experts * (1 - (1 - p[k.P_TOP_K] / experts) ** tokens) if experts > 0 else 0.0
-    weights = p[k.P_DENSE_WEIGHT_BYTES] + p[k.P_MOE_LAYERS] * touched * p[k.P_EXPERT_BYTES]
-    linear_s = max(linear_flops / flops_rate, weights / byte_rate)
-    pairs = np.sum(new * cached + new * (new + 1) / 2)
-    kv_bytes = np.sum(cached + new) * p[k.P_KV_BYTES_PER_TOKEN]
-    attention_s = max(pairs * p[k.P_ATTN_FLOPS_PER_PAIR] / flops_rate, kv_bytes / byte_rate)
-    tp = p[k.P_TP]
+
+    compute_rate = p[k.P_SHARDS] * p[k.P_PEAK_FLOPS] * p[k.P_ETA_COMPUTE]
+    memory_rate = p[k.P_SHARDS] * p[k.P_MEM_BW] * p[k.P_ETA_MEMORY]
+
+    # linear layers: every new token through the dense path, lm_head for samplers only
+    flops = tokens * p[k.P_LIN_FLOPS_PER_TOKEN] + samples * p[k.P_HEAD_FLOPS_PER_SEQ]
+    read = p[k.P_DENSE_WEIGHT_BYTES]
+    if p[k.P_MOE_LAYERS] > 0:
+        miss = (1.0 - p[k.P_TOP_K] / p[k.P_EXPERTS]) ** tokens
+        read += p[k.P_MOE_LAYERS] * p[k.P_EXPERTS] * (1.0 - miss) * p[k.P_EXPERT_BYTES]
+    linear_s = max(flops / compute_rate, read / memory_rate)
+
+    # attention: pairs and KV traffic request by request
+    pairs = float(sum(_pairs(int(a), int(c)) for a, c in zip(new, cached, strict=True)))
+    kv_tokens = float(np.sum(cached)) + tokens   # read the cache, write the new tokens
+    attention_s = max(pairs * p[k.P_ATTN_FLOPS_PER_PAIR] / compute_rate,
+                      kv_tokens * p[k.P_KV_BYTES_PER_TOKEN] / memory_rate)
+
+    # tensor parallelism: a ring all-reduce after attention and after the MLP of each layer
     comm_s = 0.0
+    tp = p[k.P_TP]
     if tp > 1:
-        per_layer = (2 * (tp - 1) / tp * tokens * p[k.P_HIDDEN] * p[k.P_ACT_BYTES]
-                     / p[k.P_ALLREDUCE_BW] + p[k.P_ALLREDUCE_LATENCY_S])
-        comm_s = 2 * p[k.P_LAYERS] * per_layer
+        message_bytes = tokens * p[k.P_HIDDEN] * p[k.P_ACT_BYTES]
+        per_reduce_s = (2 * (tp - 1) * (message_bytes / tp) / p[k.P_ALLREDUCE_BW]
+                        + p[k.P_ALLREDUCE_LATENCY_S])
+        for _layer in range(int(p[k.P_LAYERS])):
+            comm_s += 2 * per_reduce_s
+
     busy_s = linear_s + attention_s
     total_s = busy_s + comm_s + p[k.P_LAYERS] * p[k.P_LAYER_SYNC_S] + p[k.P_STEP_OVERHEAD_S]
-    watts_idle = p[k.P_CHIPS] * p[k.P_IDLE_W]
-    energy = watts_idle * total_s + p[k.P_CHIPS] * (p[k.P_MAX_W] - p[k.P_IDLE_W]) * busy_s
-    return float(total_s), float(energy)
+    energy_j = p[k.P_CHIPS] * (p[k.P_IDLE_W] * (total_s - busy_s) + p[k.P_MAX_W] * busy_s)
+    return float(total_s), float(energy_j)
 
 
-def decode_span_ref(p: np.ndarray, cached_tokens: np.ndarray, kmax: int,
-                    horizon_s: float, start_s: float = 0.0) -> tuple[int, float, float]:
-    """Decode steps one at a time: (steps, end time, energy)."""
-    cached = np.asarray(cached_tokens, dtype=np.float64).copy()
+@dataclass
+class DecodeSpanRef:
+    steps: int
+    end_s: float
+    busy_s: float
+    energy_j: float
+    batch_area: float
+    gaps_s: list[float] = field(default_factory=list)
+
+
+def decode_span_ref(p: np.ndarray, cached_tokens: np.ndarray, kmax: int, horizon_s: float,
+                    start_s: float = 0.0) -> DecodeSpanRef:
+    """Decode steps one at a time, each request gaining one token per step."""
+    cached = np.asarray(cached_tokens, dtype=np.int64).copy()
     ones = np.ones_like(cached)
-    now, energy, steps = start_s, 0.0, 0
-    while steps < kmax:
-        t, e = step_cost_ref(p, ones, cached, ones)
-        now += t
-        energy += e
+    out = DecodeSpanRef(0, start_s, 0.0, 0.0, 0.0)
+    while out.steps < kmax:
+        time_s, energy_j = step_cost_ref(p, ones, cached)
+        out.end_s += time_s
+        out.busy_s += time_s
+        out.energy_j += energy_j
+        out.batch_area += len(cached) * time_s
+        out.gaps_s.append(time_s)
         cached += 1
-        steps += 1
-        if now >= horizon_s:
+        out.steps += 1
+        if out.end_s >= horizon_s:
             break
-    return steps, now, energy
+    return out
 
 
 def steps_until_kv_full_ref(ctx: np.ndarray, blocks: np.ndarray, free_blocks: int,

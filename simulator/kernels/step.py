@@ -3,11 +3,24 @@
 Conventions the engine relies on: a request with ``c`` cached tokens that gets ``p`` new
 tokens in a step contributes ``p`` new tokens, ``p·c + p·(p+1)/2`` causal attention pairs
 (each new token attends to the cache and to the new tokens up to itself) and ``c`` cached
-tokens read. A decode token is ``p = 1``: ``c + 1`` pairs. The engine passes the sums over
-the batch, so a step costs O(1) here whatever the batch size.
+tokens read. A decode token is ``p = 1``: ``c + 1`` pairs. ``n_seqs`` counts the requests
+that sample a token in the step (decoders, and prompts whose last chunk runs), since the
+lm_head runs only for them. The engine passes sums over the batch, so a step costs O(1)
+here whatever the batch size.
 
 The cost vector ``p`` is a float64 array whose slots are named by the ``P_*`` constants;
 ``simulator.costs.replica_cost_vector`` fills it from a model card and a profile.
+
+Per step, with ``S`` chips sharing the work at peak × efficiency::
+
+    t_lin  = max(FLOPs of linear layers and lm_head, weight bytes read) / (S · rate)
+    t_attn = max(pairs · FLOPs per pair, (cached + new tokens) · KV bytes per token) / (S · rate)
+    t_comm = two ring all-reduces of the new tokens' activations per layer (TP > 1)
+    t_sync = layers · per-layer chip-to-chip sync (LPU pipelines)
+    time   = t_lin + t_attn + t_comm + t_sync + fixed step overhead
+
+Chips draw their maximum power only during ``t_lin + t_attn``; waiting on the network, on
+synchronisation or on the host they sit at idle power.
 """
 
 from __future__ import annotations
@@ -15,9 +28,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from simulator.kernels.histogram import histogram_add
+
 P_LIN_FLOPS_PER_TOKEN = 0    # 2 × linear params per token, whole replica (no embedding, no lm_head)
 P_HEAD_FLOPS_PER_SEQ = 1     # 2 · hidden · vocab, once per sequence that samples a token
-P_DENSE_WEIGHT_BYTES = 2     # weights read every step: all but routed experts and the embedding
+P_DENSE_WEIGHT_BYTES = 2     # read every step: all but routed experts and embedding, plus lm_head
 P_MOE_LAYERS = 3
 P_EXPERTS = 4
 P_TOP_K = 5
@@ -30,11 +45,11 @@ P_MEM_BW = 11                # per chip, bytes/s
 P_ETA_COMPUTE = 12
 P_ETA_MEMORY = 13
 P_TP = 14
-P_ALLREDUCE_BW = 15          # per direction, efficiency applied
+P_ALLREDUCE_BW = 15          # bytes/s per direction, network efficiency applied
 P_ALLREDUCE_LATENCY_S = 16
 P_LAYERS = 17
 P_HIDDEN = 18
-P_ACT_BYTES = 19
+P_ACT_BYTES = 19             # bytes per activation value exchanged by all-reduces
 P_LAYER_SYNC_S = 20          # LPU per-layer chip-to-chip synchronisation
 P_STEP_OVERHEAD_S = 21
 P_IDLE_W = 22                # per chip
@@ -42,17 +57,21 @@ P_MAX_W = 23                 # per chip
 P_CHIPS = 24                 # chips drawing power for the replica
 N_PARAMS = 25
 
-# Slots of the accumulator a decode stretch advances (the replica keeps the same four sums).
-ACC_NOW_S = 0
-ACC_BUSY_S = 1
+# Slots of the running sums a replica keeps, which a decode stretch advances in place.
+ACC_NOW_S = 0         # absolute simulated time at the end of the last step
+ACC_BUSY_S = 1        # sum of step times
 ACC_ENERGY_J = 2
-ACC_BATCH_AREA = 3
+ACC_BATCH_AREA = 3    # decoding batch size × step time, summed
 N_ACC = 4
 
 
 @njit(cache=True)
 def moe_touched_experts(experts: float, top_k: float, tokens: float) -> float:
-    """Expected distinct experts a batch of ``tokens`` touches under uniform top-k routing."""
+    """Expected distinct experts ``tokens`` tokens touch, each routed to ``top_k`` of ``experts``.
+
+    Under uniform routing an expert escapes one token with probability 1 − k/E, so it
+    escapes all of them with (1 − k/E)^T; only touched experts' weights are read.
+    """
     if experts <= 0.0 or tokens <= 0.0:
         return 0.0
     return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
@@ -61,41 +80,35 @@ def moe_touched_experts(experts: float, top_k: float, tokens: float) -> float:
 @njit(cache=True)
 def step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: float,
               kv_read_tokens: float) -> tuple[float, float]:
-    """(time_s, energy_j) of one step. Linear layers and attention are separate rooflines."""
+    """(time_s, energy_j) of one step; an empty step costs nothing."""
     if new_tokens <= 0.0 and n_seqs <= 0.0:
         return 0.0, 0.0
     shards = p[P_SHARDS]
-    compute = shards * p[P_PEAK_FLOPS] * p[P_ETA_COMPUTE]
-    memory = shards * p[P_MEM_BW] * p[P_ETA_MEMORY]
+    flops_per_s = shards * p[P_PEAK_FLOPS] * p[P_ETA_COMPUTE]
+    bytes_per_s = shards * p[P_MEM_BW] * p[P_ETA_MEMORY]
+
     lin_flops = new_tokens * p[P_LIN_FLOPS_PER_TOKEN] + n_seqs * p[P_HEAD_FLOPS_PER_SEQ]
     weight_bytes = p[P_DENSE_WEIGHT_BYTES]
     if p[P_MOE_LAYERS] > 0.0:
-        weight_bytes += (p[P_MOE_LAYERS] * moe_touched_experts(p[P_EXPERTS], p[P_TOP_K], new_tokens)
-                         * p[P_EXPERT_BYTES])
-    t_lin = max(lin_flops / compute, weight_bytes / memory)
-    t_attn = max(attn_pairs * p[P_ATTN_FLOPS_PER_PAIR] / compute,
-                 (kv_read_tokens + new_tokens) * p[P_KV_BYTES_PER_TOKEN] / memory)
+        touched = moe_touched_experts(p[P_EXPERTS], p[P_TOP_K], new_tokens)
+        weight_bytes += p[P_MOE_LAYERS] * touched * p[P_EXPERT_BYTES]
+    t_lin = max(lin_flops / flops_per_s, weight_bytes / bytes_per_s)
+
+    kv_bytes = (kv_read_tokens + new_tokens) * p[P_KV_BYTES_PER_TOKEN]
+    t_attn = max(attn_pairs * p[P_ATTN_FLOPS_PER_PAIR] / flops_per_s, kv_bytes / bytes_per_s)
+
     t_comm = 0.0
     tp = p[P_TP]
     if tp > 1.0:
-        volume = 2.0 * (tp - 1.0) / tp * new_tokens * p[P_HIDDEN] * p[P_ACT_BYTES]
-        t_comm = 2.0 * p[P_LAYERS] * (volume / p[P_ALLREDUCE_BW] + p[P_ALLREDUCE_LATENCY_S])
+        ring_bytes = 2.0 * (tp - 1.0) / tp * new_tokens * p[P_HIDDEN] * p[P_ACT_BYTES]
+        t_comm = 2.0 * p[P_LAYERS] * (ring_bytes / p[P_ALLREDUCE_BW] + p[P_ALLREDUCE_LATENCY_S])
     t_sync = p[P_LAYERS] * p[P_LAYER_SYNC_S]
-    time_s = t_lin + t_attn + t_comm + t_sync + p[P_STEP_OVERHEAD_S]
+
+    busy_s = t_lin + t_attn
+    time_s = busy_s + t_comm + t_sync + p[P_STEP_OVERHEAD_S]
     chips = p[P_CHIPS]
-    energy_j = chips * p[P_IDLE_W] * time_s + chips * (p[P_MAX_W] - p[P_IDLE_W]) * (t_lin + t_attn)
+    energy_j = chips * p[P_IDLE_W] * time_s + chips * (p[P_MAX_W] - p[P_IDLE_W]) * busy_s
     return time_s, energy_j
-
-
-@njit(cache=True)
-def histogram_add_weighted(hist: np.ndarray, lo_log10: float, bins_per_decade: float,
-                           value: float, weight: float) -> None:
-    if value <= 0.0:
-        index = 0
-    else:
-        index = int(np.floor((np.log10(value) - lo_log10) * bins_per_decade))
-    index = min(max(index, 0), hist.shape[0] - 1)
-    hist[index] += weight
 
 
 @njit(cache=True)
@@ -104,11 +117,16 @@ def decode_span(p: np.ndarray, n_seqs: float, kv_tokens: float, kmax: int, horiz
                 bins_per_decade: float) -> int:
     """Advance pure-decode steps of an unchanging batch; return how many ran.
 
-    ``acc`` holds the replica's running sums (``ACC_*``) and is advanced step by step with
-    the same arithmetic a step-by-step simulation does, so skipping ahead gives bit-equal
-    times. Stops after ``kmax`` steps, or after the first step that ends at or past the
-    absolute time ``horizon_s`` (a step in progress always completes). Step durations from
-    step index ``record_from`` on go into ``itl_hist``, ``n_seqs`` gaps each.
+    This is the engine's skip-ahead: one event for a stretch of decode steps in which the
+    batch does not change. ``kv_tokens`` is the batch's cached tokens summed; step ``i``
+    costs ``step_cost(p, n, n, kv + n, kv)`` and then ``kv += n``. ``acc`` holds the
+    replica's running sums (``ACC_*``) and is advanced step by step with the same
+    additions a one-step-at-a-time simulation makes, so skipping ahead gives bit-equal
+    clocks and totals. Stops after ``kmax`` steps, or after the first step that ends at or
+    past the absolute time ``horizon_s`` (a step in progress always completes; inf means
+    no horizon); at least one step runs when ``kmax ≥ 1``. Durations of steps with index
+    ``≥ record_from`` go into ``itl_hist``, ``n_seqs`` gaps each (the engine records each
+    request's first gap itself, as it runs from the request's previous token).
     """
     steps = 0
     kv = kv_tokens
@@ -119,7 +137,7 @@ def decode_span(p: np.ndarray, n_seqs: float, kv_tokens: float, kmax: int, horiz
         acc[ACC_ENERGY_J] += energy_j
         acc[ACC_BATCH_AREA] += n_seqs * time_s
         if steps >= record_from:
-            histogram_add_weighted(itl_hist, lo_log10, bins_per_decade, time_s, n_seqs)
+            histogram_add(itl_hist, lo_log10, bins_per_decade, time_s, n_seqs)
         kv += n_seqs
         steps += 1
         if acc[ACC_NOW_S] >= horizon_s:

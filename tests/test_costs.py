@@ -1,0 +1,217 @@
+"""Cost vectors and memory sizing from model cards and profiles, against hand arithmetic."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from simulator.config.scenario import Precision
+from simulator.costs import (
+    decode_step_s,
+    kv_capacity_tokens,
+    lpu_chips_for,
+    replica_cost_vector,
+    weights_per_chip_bytes,
+)
+from simulator.errors import ScenarioError
+from simulator.kernels import (
+    N_PARAMS,
+    P_ACT_BYTES,
+    P_ALLREDUCE_BW,
+    P_ALLREDUCE_LATENCY_S,
+    P_ATTN_FLOPS_PER_PAIR,
+    P_CHIPS,
+    P_DENSE_WEIGHT_BYTES,
+    P_ETA_COMPUTE,
+    P_ETA_MEMORY,
+    P_EXPERT_BYTES,
+    P_EXPERTS,
+    P_HEAD_FLOPS_PER_SEQ,
+    P_HIDDEN,
+    P_IDLE_W,
+    P_KV_BYTES_PER_TOKEN,
+    P_LAYER_SYNC_S,
+    P_LAYERS,
+    P_LIN_FLOPS_PER_TOKEN,
+    P_MAX_W,
+    P_MEM_BW,
+    P_MOE_LAYERS,
+    P_PEAK_FLOPS,
+    P_SHARDS,
+    P_STEP_OVERHEAD_S,
+    P_TOP_K,
+    P_TP,
+)
+
+FP8 = Precision("fp8", "fp8")
+BF16_FP8 = Precision("bf16", "fp8")
+
+
+def dense_model(tied: bool) -> SimpleNamespace:
+    """10 layers of 12 M linear params, hidden 1000, vocab 5000 (5 M-param tables).
+
+    total = 120 M + 5 M embedding (+ 5 M lm_head when untied); KV: 10 layers × 200 values.
+    """
+    head = 0 if tied else 5_000_000
+    total = 120_000_000 + 5_000_000 + head
+    return SimpleNamespace(
+        name="dense", num_layers=10, hidden_size=1000, vocab_size=5000,
+        tie_word_embeddings=tied, moe=None, moe_layers=0, expert_params=0,
+        embedding_params=5_000_000, lm_head_params=head, active_params=total,
+        non_expert_params=total, attn_flops_per_pair_per_layer=4000,
+        kv_bytes_per_token=lambda b: 10 * 200 * b, weight_bytes=lambda b: total * b,
+        max_context_tokens=32_768,
+    )
+
+
+def moe_model() -> SimpleNamespace:
+    """10 layers, 8 of them MoE with 64 experts of 3 M params, top-4; untied 5 M tables.
+
+    non-expert = 100 M (attention, routers, shared experts) + 2 dense FFNs × 20 M
+                 + 5 M + 5 M = 150 M
+    routed     = 8 × 64 × 3 M = 1,536 M; total 1,686 M
+    active     = 1,686 M − 8 × 60 idle × 3 M = 246 M
+    """
+    return SimpleNamespace(
+        name="moe", num_layers=10, hidden_size=1000, vocab_size=5000,
+        tie_word_embeddings=False,
+        moe=SimpleNamespace(num_experts=64, experts_per_token=4),
+        moe_layers=8, expert_params=3_000_000, embedding_params=5_000_000,
+        lm_head_params=5_000_000, active_params=246_000_000, non_expert_params=150_000_000,
+        attn_flops_per_pair_per_layer=4000, kv_bytes_per_token=lambda b: 10 * 200 * b,
+        weight_bytes=lambda b: 1_686_000_000 * b, max_context_tokens=32_768,
+    )
+
+
+def gpu_system() -> SimpleNamespace:
+    return SimpleNamespace(
+        name="gpu", kind="gpu", chips_per_system=8,
+        flops_for=lambda dtype: {"fp8": 2.0e15, "bf16": 1.0e15}[dtype],
+        memory_bytes=80e9, memory_bandwidth_bytes_per_s=3.0e12, memory_usable_fraction=0.9,
+        scaleup_bandwidth_bytes_per_s=400e9, scaleup_latency_s=5e-6,
+        idle_power_w=150.0, max_power_w=700.0,
+        compute_efficiency=0.6, memory_efficiency=0.8, network_efficiency=0.75,
+        step_overhead_s=2e-4, layer_sync_latency_s=0.0,
+    )
+
+
+def lpu_system() -> SimpleNamespace:
+    gpu = vars(gpu_system())
+    return SimpleNamespace(**{
+        **gpu, "name": "lpu", "kind": "lpu", "chips_per_system": 256,
+        "memory_bytes": 230e6, "memory_usable_fraction": 0.9,
+        "memory_bandwidth_bytes_per_s": 80e12, "layer_sync_latency_s": 10e-6,
+        "idle_power_w": 100.0, "max_power_w": 300.0,
+    })
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_dense_vector(tied):
+    p = replica_cost_vector(dense_model(tied), gpu_system(), FP8, 4, 4)
+    assert p.shape == (N_PARAMS,) and p.dtype == np.float64
+    # linear: 2 × 120 M (tables excluded either way); lm_head 2 × 1000 × 5000 = 10 M
+    assert p[P_LIN_FLOPS_PER_TOKEN] == 240e6
+    assert p[P_HEAD_FLOPS_PER_SEQ] == 10e6
+    # bytes read each step: 120 M layer weights + the 5 M lm_head matrix (the embedding
+    # table itself when tied), 1 byte each at fp8
+    assert p[P_DENSE_WEIGHT_BYTES] == 125e6
+    assert p[P_MOE_LAYERS] == p[P_EXPERTS] == p[P_TOP_K] == p[P_EXPERT_BYTES] == 0.0
+    assert p[P_ATTN_FLOPS_PER_PAIR] == 10 * 4000
+    assert p[P_KV_BYTES_PER_TOKEN] == 2000.0
+    assert p[P_SHARDS] == p[P_TP] == p[P_CHIPS] == 4
+    assert p[P_PEAK_FLOPS] == 2.0e15 and p[P_MEM_BW] == 3.0e12
+    assert (p[P_ETA_COMPUTE], p[P_ETA_MEMORY]) == (0.6, 0.8)
+    assert p[P_ALLREDUCE_BW] == 300e9              # 400e9 per direction × 0.75
+    assert p[P_ALLREDUCE_LATENCY_S] == 5e-6
+    assert (p[P_LAYERS], p[P_HIDDEN], p[P_ACT_BYTES]) == (10, 1000, 2.0)
+    assert (p[P_LAYER_SYNC_S], p[P_STEP_OVERHEAD_S]) == (0.0, 2e-4)
+    assert (p[P_IDLE_W], p[P_MAX_W]) == (150.0, 700.0)
+
+
+def test_moe_vector_at_bf16():
+    p = replica_cost_vector(moe_model(), gpu_system(), BF16_FP8, 8, 8)
+    # linear: 2 × (246 M active − 10 M tables) = 472 M
+    assert p[P_LIN_FLOPS_PER_TOKEN] == 472e6
+    # every step: (150 M − 10 M tables + 5 M lm_head) × 2 bytes = 290 MB
+    assert p[P_DENSE_WEIGHT_BYTES] == 290e6
+    assert (p[P_MOE_LAYERS], p[P_EXPERTS], p[P_TOP_K]) == (8, 64, 4)
+    assert p[P_EXPERT_BYTES] == 6e6                # 3 M params × 2 bytes
+    assert p[P_PEAK_FLOPS] == 1.0e15               # the weights' dtype sets the datapath
+    assert p[P_KV_BYTES_PER_TOKEN] == 2000.0       # KV stays fp8
+
+
+def test_lpu_vector_splits_over_the_replica_chips():
+    p = replica_cost_vector(dense_model(False), lpu_system(), FP8, 256, 1)
+    assert p[P_SHARDS] == p[P_CHIPS] == 256 and p[P_TP] == 1
+    assert p[P_LAYER_SYNC_S] == 10e-6
+
+
+def test_bad_split_is_refused():
+    with pytest.raises(ScenarioError, match=r"parallelism\.tp"):
+        replica_cost_vector(dense_model(False), gpu_system(), FP8, 4, 8)
+    with pytest.raises(ScenarioError, match="chips_per_replica"):
+        weights_per_chip_bytes(dense_model(False), FP8, 0)
+
+
+def test_memory_sizing():
+    model, gpu, lpu = dense_model(False), gpu_system(), lpu_system()
+    # 130 M params × 2 bytes / 4 chips = 65 MB each
+    assert weights_per_chip_bytes(model, BF16_FP8, 4) == 65e6
+    # 1 GPU: (80e9 × 0.9 − 130e6) / 2000 B = 71.87e9 / 2000 = 35,935,000 tokens
+    assert kv_capacity_tokens(model, gpu, FP8, 1) == 35_935_000
+    # 1 LPU: 230e6 × 0.9 = 207e6 − 130e6 = 77e6 / 2000 = 38,500 tokens
+    assert kv_capacity_tokens(model, lpu, FP8, 1) == 38_500
+    # MoE at 1,686 MB does not fit one LPU: no room, not a negative count
+    assert kv_capacity_tokens(moe_model(), lpu, FP8, 1) == 0
+    # LPUs: 1,686e6 / 207e6 = 8.14 → 9 chips; with 100,000 reserved tokens
+    # (1,686e6 + 200e6) / 207e6 = 9.11 → 10
+    assert lpu_chips_for(moe_model(), lpu, FP8, 0) == 9
+    assert lpu_chips_for(moe_model(), lpu, FP8, 100_000) == 10
+    # 130 M fits one chip
+    assert lpu_chips_for(model, lpu, FP8, 0) == 1
+
+
+def test_lpu_chips_exact_fit_is_not_rounded_up():
+    # 0.1 × 0.95 bytes per chip and a need of exactly 3 × that: the division gives
+    # 3.0000000000000004 in floating point, but 3 chips hold it
+    lpu = SimpleNamespace(**{**vars(lpu_system()), "memory_bytes": 0.1,
+                             "memory_usable_fraction": 0.95})
+    need = 3 * (0.1 * 0.95)
+    tiny = SimpleNamespace(weight_bytes=lambda b: need * b, kv_bytes_per_token=lambda b: 0.0)
+    assert need / (0.1 * 0.95) > 3.0
+    assert lpu_chips_for(tiny, lpu, FP8, 0) == 3
+
+
+def test_decode_step_on_fake_gpu():
+    # dense untied, fp8, tp 4, batch 2 with 1000 cached each:
+    # memory 4 × 3e12 × 0.8 = 9.6e12 B/s; compute 4 × 2e15 × 0.6 = 4.8e15 FLOP/s
+    # lin  max((2 × 240e6 + 2 × 10e6) / 4.8e15 = 1.04e-7, 125e6 / 9.6e12 = 1.302083e-5)
+    # attn max(2002 × 40,000 / 4.8e15 = 1.67e-8, (2000 + 2) × 2000 / 9.6e12 = 4.170833e-7)
+    # comm 2 × 10 × (2 × 3/4 × 2 × 1000 × 2 B / 300e9 + 5e-6) = 20 × 5.02e-6 = 1.004e-4
+    # step 1.302083e-5 + 4.170833e-7 + 1.004e-4 + 2e-4 = 3.138379e-4 s
+    step_s = decode_step_s(dense_model(False), gpu_system(), FP8, 4, 4, 2, 1000)
+    assert step_s == pytest.approx(3.138379e-4, rel=1e-6)
+
+
+def test_real_llama_on_h100():
+    from simulator.hardware import load_profile
+    from simulator.models import load_model
+
+    model, h100 = load_model("llama-3.3-70b"), load_profile("h100-sxm")
+    p = replica_cost_vector(model, h100, FP8, 8, 8)
+    # per layer: attention 2 × 8192² + 2 × 8192 × 8 × 128 = 150,994,944,
+    #            FFN 3 × 8192 × 28,672 = 704,643,072 → 855,638,016 × 80 = 68,451,041,280
+    assert p[P_LIN_FLOPS_PER_TOKEN] == 2 * 68_451_041_280
+    assert p[P_HEAD_FLOPS_PER_SEQ] == 2 * 8192 * 128_256
+    assert p[P_DENSE_WEIGHT_BYTES] == 68_451_041_280 + 8192 * 128_256
+    assert p[P_KV_BYTES_PER_TOKEN] == 80 * 2 * 8 * 128
+    # batch 1 with 1000 cached, memory-bound (see test_kernels): 4.763674e-3 s
+    assert decode_step_s(model, h100, FP8, 8, 8, 1, 1000) == pytest.approx(4.763674e-3,
+                                                                          rel=1e-6)
+    # 8 × 80e9 × 0.9 = 576e9 − 70,552,387,584 = 505,447,612,416 B / 163,840 = 3,085,007.4
+    assert kv_capacity_tokens(model, h100, FP8, 8) == 3_085_007
+    # H100 has no fp4 datapath: refused, naming the profile key
+    with pytest.raises(ScenarioError, match=r"dense_flops_per_s\.fp4"):
+        replica_cost_vector(model, h100, Precision("fp4", "fp8"), 8, 8)

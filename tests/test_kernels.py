@@ -1,0 +1,376 @@
+"""Kernels against hand calculations and against the plain-numpy reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import simulator.kernels as kernels
+from simulator.kernels import (
+    ACC_BATCH_AREA,
+    ACC_BUSY_S,
+    ACC_ENERGY_J,
+    ACC_NOW_S,
+    HIST_BINS,
+    HIST_BINS_PER_DECADE,
+    HIST_LO_LOG10,
+    N_ACC,
+    N_PARAMS,
+    P_ATTN_FLOPS_PER_PAIR,
+    P_CHIPS,
+    P_ETA_COMPUTE,
+    P_ETA_MEMORY,
+    P_IDLE_W,
+    P_KV_BYTES_PER_TOKEN,
+    P_LAYER_SYNC_S,
+    P_MAX_W,
+    P_MEM_BW,
+    P_PEAK_FLOPS,
+    P_SHARDS,
+    P_STEP_OVERHEAD_S,
+    P_TP,
+    decode_span,
+    histogram_add,
+    histogram_quantiles,
+    kv_transfer_s,
+    moe_touched_experts,
+    new_histogram,
+    step_cost,
+    steps_until_kv_full,
+)
+from simulator.kernels.reference import (
+    decode_span_ref,
+    step_cost_ref,
+    steps_until_kv_full_ref,
+)
+
+LO, BPD = HIST_LO_LOG10, HIST_BINS_PER_DECADE
+
+
+def _vector(**slots: float) -> np.ndarray:
+    p = np.zeros(N_PARAMS)
+    for name, value in slots.items():
+        p[getattr(kernels, name)] = value
+    return p
+
+
+def gpu_dense(tp: int) -> np.ndarray:
+    """Llama-3.3-70B at fp8 on H100 SXM, tp-way tensor parallel (figures as in test_costs).
+
+    The cost-vector slots are whole-replica figures; only shards, tp and chips change with tp.
+    """
+    return _vector(
+        P_LIN_FLOPS_PER_TOKEN=136_902_082_560.0,   # 2 × 80 layers × 855,638,016 params
+        P_HEAD_FLOPS_PER_SEQ=2_101_346_304.0,      # 2 × 8192 × 128,256
+        P_DENSE_WEIGHT_BYTES=69_501_714_432.0,     # 80 layers + lm_head, 1 byte each
+        P_ATTN_FLOPS_PER_PAIR=2_621_440.0,         # 80 × 2 × 64 heads × (128 + 128)
+        P_KV_BYTES_PER_TOKEN=163_840.0,            # 80 × 2 × 8 kv heads × 128 × 1 byte
+        P_SHARDS=tp, P_PEAK_FLOPS=1978.9e12, P_MEM_BW=3.35e12,
+        P_ETA_COMPUTE=0.65, P_ETA_MEMORY=0.82, P_TP=tp,
+        P_ALLREDUCE_BW=450e9 * 0.75, P_ALLREDUCE_LATENCY_S=8e-6,
+        P_LAYERS=80, P_HIDDEN=8192, P_ACT_BYTES=2.0, P_STEP_OVERHEAD_S=300e-6,
+        P_IDLE_W=175.0, P_MAX_W=700.0, P_CHIPS=tp,
+    )
+
+
+def gpu_moe(tp: int) -> np.ndarray:
+    """A DeepSeek-like MoE: 58 MoE layers of 256 experts, top-8, 44 M params per expert."""
+    return _vector(
+        P_LIN_FLOPS_PER_TOKEN=2 * 36.5e9, P_HEAD_FLOPS_PER_SEQ=2 * 7168 * 129_280,
+        P_DENSE_WEIGHT_BYTES=16.5e9, P_MOE_LAYERS=58, P_EXPERTS=256, P_TOP_K=8,
+        P_EXPERT_BYTES=44_040_192.0, P_ATTN_FLOPS_PER_PAIR=61 * 278_528.0,
+        P_KV_BYTES_PER_TOKEN=61 * 576.0,
+        P_SHARDS=tp, P_PEAK_FLOPS=1978.9e12, P_MEM_BW=3.35e12,
+        P_ETA_COMPUTE=0.65, P_ETA_MEMORY=0.82, P_TP=tp,
+        P_ALLREDUCE_BW=450e9 * 0.75, P_ALLREDUCE_LATENCY_S=8e-6,
+        P_LAYERS=61, P_HIDDEN=7168, P_ACT_BYTES=2.0, P_STEP_OVERHEAD_S=300e-6,
+        P_IDLE_W=175.0, P_MAX_W=700.0, P_CHIPS=tp,
+    )
+
+
+def lpu_dense() -> np.ndarray:
+    """The 70B model spread over 256 LPUs (SRAM), synchronised layer by layer."""
+    p = gpu_dense(1)
+    p[P_SHARDS] = p[P_CHIPS] = 256
+    p[P_PEAK_FLOPS], p[P_MEM_BW] = 1.23e15, 150e12
+    p[P_ETA_COMPUTE], p[P_ETA_MEMORY] = 0.80, 0.90
+    p[P_LAYER_SYNC_S], p[P_STEP_OVERHEAD_S] = 12e-6, 20e-6
+    p[P_IDLE_W], p[P_MAX_W] = 120.0, 400.0
+    return p
+
+
+VECTORS = {
+    "dense-tp1": gpu_dense(1),
+    "dense-tp8": gpu_dense(8),
+    "moe-tp1": gpu_moe(1),
+    "moe-tp8": gpu_moe(8),
+    "lpu": lpu_dense(),
+}
+
+
+def _batch_sums(new: np.ndarray, cached: np.ndarray, sampling: np.ndarray
+                ) -> tuple[float, float, float, float]:
+    """The engine's sums: samplers, new tokens, causal pairs, cached tokens read."""
+    pairs = float(np.sum(new * cached + new * (new + 1) // 2))
+    return float(sampling.sum()), float(new.sum()), pairs, float(cached.sum())
+
+
+requests = st.integers(1, 12).flatmap(lambda n: st.tuples(
+    st.lists(st.integers(0, 600), min_size=n, max_size=n),
+    st.lists(st.integers(0, 20_000), min_size=n, max_size=n),
+    st.lists(st.booleans(), min_size=n, max_size=n),
+))
+
+
+# ---------------------------------------------------------------- step_cost
+@settings(max_examples=150, deadline=None)
+@given(name=st.sampled_from(sorted(VECTORS)), batch=requests)
+def test_step_cost_matches_reference(name, batch):
+    p = VECTORS[name]
+    new, cached, sampling = (np.array(a, dtype=np.int64) for a in batch)
+    got = step_cost(p, *_batch_sums(new, cached, sampling))
+    want = step_cost_ref(p, new, cached, sampling)
+    assert got == pytest.approx(want, rel=1e-12, abs=0.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=st.sampled_from(sorted(VECTORS)), batch=requests)
+def test_energy_at_least_idle_power_for_the_step(name, batch):
+    p = VECTORS[name]
+    new, cached, sampling = (np.array(a, dtype=np.int64) for a in batch)
+    time_s, energy_j = step_cost(p, *_batch_sums(new, cached, sampling))
+    assert energy_j >= p[P_CHIPS] * p[P_IDLE_W] * time_s
+    assert energy_j <= p[P_CHIPS] * p[P_MAX_W] * time_s * (1 + 1e-12)
+
+
+def test_empty_step_costs_nothing():
+    assert step_cost(gpu_dense(8), 0.0, 0.0, 0.0, 0.0) == (0.0, 0.0)
+
+
+def test_batch1_decode_is_memory_bound():
+    # H100 × 8: compute 8 × 1978.9e12 × 0.65 = 1.029028e16 FLOP/s,
+    #           memory  8 × 3.35e12 × 0.82   = 2.1976e13 B/s.
+    # lin:  weights 69,501,714,432 B / 2.1976e13 = 3.16262e-3 s
+    #       (FLOPs 136.90e9 + 2.10e9 = 139.0e9 / 1.029e16 = 1.35e-5 s: 234× smaller)
+    # attn: (1000 + 1) × 163,840 B / 2.1976e13 = 7.4629e-6 s
+    # comm: 2 × 80 × (2 × 7/8 × 8192 × 2 B / 337.5e9 + 8e-6) = 160 × 8.08495e-6 = 1.29359e-3 s
+    # step: 3.16262e-3 + 7.4629e-6 + 1.29359e-3 + 3e-4 = 4.76367e-3 s
+    time_s, energy_j = step_cost(gpu_dense(8), 1.0, 1.0, 1001.0, 1000.0)
+    assert time_s == pytest.approx(4.76367e-3, rel=1e-5)
+    # energy: 8 × 175 W × 4.76367e-3 s + 8 × 525 W × (3.16262e-3 + 7.4629e-6) s
+    #       = 6.66914 + 13.3143 = 19.9834 J
+    assert energy_j == pytest.approx(19.9834, rel=1e-5)
+
+
+def test_long_prefill_is_compute_bound():
+    p = gpu_dense(8)
+    # lin FLOPs 8192 × 136,902,082,560 + 2,101,346,304 = 1.1215040e15
+    #   / 1.029028e16 = 0.1089867 s (weights 3.16e-3 s: compute-bound)
+    # attn pairs 8192 × 8193 / 2 = 33,558,528 × 2,621,440 = 8.79717e13 FLOPs / 1.029028e16
+    #   = 8.549006e-3 s (KV 8192 × 163,840 B / 2.1976e13 = 6.1e-5 s)
+    # comm 160 × (1.75 × 8192 × 8192 × 2 B / 337.5e9 + 8e-6) = 0.1126310 s
+    # step 0.1089867 + 0.0085490 + 0.1126310 + 0.0003 = 0.2304667 s
+    time_s, _ = step_cost(p, 1.0, 8192.0, 33_558_528.0, 0.0)
+    assert time_s == pytest.approx(0.2304667, rel=1e-6)
+    # with attention, the network and the overhead switched off only t_lin is left
+    lin_only = p.copy()
+    lin_only[[P_ATTN_FLOPS_PER_PAIR, P_KV_BYTES_PER_TOKEN, P_STEP_OVERHEAD_S]] = 0.0
+    lin_only[P_TP] = 1.0
+    time_s, _ = step_cost(lin_only, 1.0, 8192.0, 33_558_528.0, 0.0)
+    assert time_s == pytest.approx(1.1215040e15 / 1.029028e16, rel=1e-7)
+
+
+def test_lpu_step_pays_layer_sync():
+    p = lpu_dense()
+    # 256 LPUs: memory 256 × 150e12 × 0.9 = 3.456e16 B/s, compute 256 × 1.23e15 × 0.8
+    # = 2.51904e17 FLOP/s. Batch 1, 1000 cached:
+    # lin  max(139.003e9 / 2.51904e17 = 5.518e-7, 69.5017e9 / 3.456e16 = 2.01105e-6) s
+    # attn max(1001 × 2,621,440 / 2.51904e17 = 1.04e-8, 1001 × 163,840 / 3.456e16 = 4.745e-9)
+    # sync 80 × 12e-6 = 9.6e-4 s; overhead 2e-5 s
+    # step 2.01105e-6 + 1.0417e-8 + 9.6e-4 + 2e-5 = 9.82021e-4 s
+    time_s, energy_j = step_cost(p, 1.0, 1.0, 1001.0, 1000.0)
+    assert time_s == pytest.approx(9.82021e-4, rel=1e-5)
+    # energy 256 × 120 × 9.82021e-4 + 256 × 280 × 2.02146e-6 = 30.1677 + 0.144899 = 30.3126 J
+    assert energy_j == pytest.approx(30.3126, rel=1e-5)
+
+
+# ---------------------------------------------------------------- MoE
+def test_moe_touched_experts():
+    # one token touches exactly its top-k: 256 × (1 − 248/256) = 8
+    assert moe_touched_experts(256.0, 8.0, 1.0) == pytest.approx(8.0, rel=1e-14)
+    # 32 tokens: (1 − 8/256)^32 = 0.96875^32 = 0.3620553 → 256 × 0.6379447 = 163.3138
+    assert moe_touched_experts(256.0, 8.0, 32.0) == pytest.approx(163.3138, rel=1e-6)
+    # a large batch touches every expert
+    assert moe_touched_experts(256.0, 8.0, 4096.0) == pytest.approx(256.0, rel=1e-12)
+    assert moe_touched_experts(256.0, 8.0, 0.0) == 0.0
+    assert moe_touched_experts(0.0, 0.0, 10.0) == 0.0
+
+
+def test_moe_decode_reads_only_touched_experts():
+    p = gpu_moe(8)
+    p[[P_ATTN_FLOPS_PER_PAIR, P_KV_BYTES_PER_TOKEN, P_STEP_OVERHEAD_S]] = 0.0
+    p[P_TP] = 1.0
+    # batch 32: 16.5e9 + 58 × 163.3138 × 44,040,192 B = 16.5e9 + 417.158e9 = 433.658e9 B
+    #   / (8 × 3.35e12 × 0.82 = 2.1976e13) = 1.973324e-2 s (FLOPs 32 × 73e9 = 2.34e12: 2.3e-4 s)
+    time_s, _ = step_cost(p, 32.0, 32.0, 0.0, 0.0)
+    assert time_s == pytest.approx(1.973324e-2, rel=1e-6)
+    # batch 1: 16.5e9 + 58 × 8 × 44,040,192 = 36.9346e9 B / 2.1976e13 = 1.680681e-3 s
+    time_s, _ = step_cost(p, 1.0, 1.0, 0.0, 0.0)
+    assert time_s == pytest.approx(1.680681e-3, rel=1e-6)
+
+
+# ---------------------------------------------------------------- decode_span
+def _loop(p, n, kv, kmax, horizon_s, start_s):
+    """decode_span spelled out with step_cost, accumulating the same way."""
+    acc = np.zeros(N_ACC)
+    acc[ACC_NOW_S] = start_s
+    steps = 0
+    while steps < kmax:
+        t, e = step_cost(p, n, n, kv + n, kv)
+        acc[ACC_NOW_S] += t
+        acc[ACC_BUSY_S] += t
+        acc[ACC_ENERGY_J] += e
+        acc[ACC_BATCH_AREA] += n * t
+        kv += n
+        steps += 1
+        if acc[ACC_NOW_S] >= horizon_s:
+            break
+    return steps, acc
+
+
+def _span(p, n, kv, kmax, horizon_s, start_s=0.0, record_from=0):
+    acc = np.zeros(N_ACC)
+    acc[ACC_NOW_S] = start_s
+    hist = new_histogram()
+    steps = decode_span(p, float(n), float(kv), kmax, horizon_s, acc, record_from, hist, LO, BPD)
+    return steps, acc, hist
+
+
+@pytest.mark.parametrize("name", sorted(VECTORS))
+def test_decode_span_is_the_step_loop_bit_for_bit(name):
+    p = VECTORS[name]
+    steps, acc, hist = _span(p, 24, 24 * 3000, 200, math.inf, start_s=17.25)
+    want_steps, want_acc = _loop(p, 24.0, 24 * 3000.0, 200, math.inf, 17.25)
+    assert steps == want_steps == 200
+    assert np.array_equal(acc, want_acc)
+    assert hist.sum() == 200 * 24
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(sorted(VECTORS)),
+       cached=st.lists(st.integers(0, 30_000), min_size=1, max_size=16),
+       kmax=st.integers(1, 60), cut=st.integers(1, 60), start_s=st.floats(0.0, 1e4))
+def test_decode_span_matches_reference(name, cached, kmax, cut, start_s):
+    p = VECTORS[name]
+    ctx = np.array(cached, dtype=np.int64)
+    full = decode_span_ref(p, ctx, kmax, math.inf, start_s)
+    # a horizon in the middle of step `cut` must stop the span right after that step
+    cut = min(cut, kmax)
+    horizon_s = start_s + sum(full.gaps_s[:cut]) - 0.5 * full.gaps_s[cut - 1]
+    want = decode_span_ref(p, ctx, kmax, horizon_s, start_s)
+    assert want.steps == cut
+    steps, acc, hist = _span(p, len(ctx), ctx.sum(), kmax, horizon_s, start_s)
+    assert steps == want.steps
+    got = acc[[ACC_NOW_S, ACC_BUSY_S, ACC_ENERGY_J, ACC_BATCH_AREA]]
+    assert got == pytest.approx([want.end_s, want.busy_s, want.energy_j, want.batch_area],
+                                rel=1e-12, abs=0.0)
+    assert hist.sum() == steps * len(ctx)
+
+
+def test_decode_span_horizon_stops_at_first_boundary_at_or_past_it():
+    p = gpu_dense(8)
+    _, acc3 = _loop(p, 4.0, 4000.0, 3, math.inf, 0.0)
+    end3 = acc3[ACC_NOW_S]
+    # exactly on the end of step 3: stops there
+    assert _span(p, 4, 4000, 100, end3)[0] == 3
+    # just past it: step 4 is in progress at the horizon and completes
+    assert _span(p, 4, 4000, 100, math.nextafter(end3, math.inf))[0] == 4
+    # a horizon already behind the clock still runs one step
+    assert _span(p, 4, 4000, 100, 0.0, start_s=5.0)[0] == 1
+
+
+def test_decode_span_respects_kmax_and_records_from():
+    p = lpu_dense()
+    steps, acc, hist = _span(p, 7, 700, 0, math.inf)
+    assert steps == 0 and not acc.any() and not hist.any()
+    steps, _, hist = _span(p, 7, 700, 13, math.inf)
+    assert steps == 13 and hist.sum() == 13 * 7
+    # the first step's gaps are the engine's to record: 12 steps × 7 requests go in
+    steps, _, hist = _span(p, 7, 700, 13, math.inf, record_from=1)
+    assert steps == 13 and hist.sum() == 12 * 7
+    # an LPU decode step at batch 7 is ≈ 0.98 ms, all 12 land in one or two adjacent bins
+    assert np.count_nonzero(hist) <= 2
+
+
+# ---------------------------------------------------------------- KV
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 300), st.integers(-1, 3)), min_size=1,
+                     max_size=10),
+       free_blocks=st.integers(0, 12), block_tokens=st.sampled_from([1, 4, 16, 64]),
+       kmax=st.integers(0, 400))
+def test_steps_until_kv_full_matches_brute_force(rows, free_blocks, block_tokens, kmax):
+    ctx = np.array([c for c, _ in rows], dtype=np.int64)
+    held = -(-ctx // block_tokens) + np.array([d for _, d in rows], dtype=np.int64)
+    blocks = np.maximum(held, 0)
+    got = steps_until_kv_full(ctx, blocks, len(ctx), free_blocks, block_tokens, kmax)
+    assert got == steps_until_kv_full_ref(ctx, blocks, free_blocks, block_tokens, kmax)
+
+
+def test_steps_until_kv_full_hand_case():
+    # block 16; request A at 30 tokens holds 2 blocks (room to 32), B at 16 holds 1 (full).
+    # k steps need ceil((30+k)/16) − 2 + ceil((16+k)/16) − 1 blocks:
+    # k = 2 → 0 + 1 = 1; k = 3 → 1 + 1 = 2; k = 17 → 1 + 2 = 3
+    ctx = np.array([30, 16], dtype=np.int64)
+    blocks = np.array([2, 1], dtype=np.int64)
+    assert steps_until_kv_full(ctx, blocks, 2, 0, 16, 100) == 0
+    assert steps_until_kv_full(ctx, blocks, 2, 1, 16, 100) == 2
+    assert steps_until_kv_full(ctx, blocks, 2, 2, 16, 100) == 16
+    assert steps_until_kv_full(ctx, blocks, 2, 1000, 16, 100) == 100
+
+
+def test_kv_transfer_bulk_and_layerwise():
+    # 8192 tokens × 163,840 B = 1,342,177,280 B over 800 Gb/s = 100e9 B/s: 13.4217728 ms
+    kv_bytes = 8192 * 163_840.0
+    bulk = kv_transfer_s(kv_bytes, 100e9, 10e-6, 0.1, 80.0, False)
+    assert bulk == pytest.approx(10e-6 + 13.4217728e-3, rel=1e-12)
+    # layer-wise behind a 0.1 s step: only the last layer shows, 13.4217728e-3 / 80
+    hidden = kv_transfer_s(kv_bytes, 100e9, 10e-6, 0.1, 80.0, True)
+    assert hidden == pytest.approx(10e-6 + 1.6777216e-4, rel=1e-12)
+    # behind a 5 ms step: 13.4217728 − 5 = 8.4217728 ms still shows
+    partial = kv_transfer_s(kv_bytes, 100e9, 10e-6, 5e-3, 80.0, True)
+    assert partial == pytest.approx(10e-6 + 8.4217728e-3, rel=1e-12)
+
+
+# ---------------------------------------------------------------- histogram
+def test_histogram_quantiles_match_numpy_on_lognormal():
+    rng = np.random.default_rng(7)
+    sample = rng.lognormal(mean=math.log(0.02), sigma=1.0, size=100_000)
+    hist = new_histogram()
+    for value in sample:
+        histogram_add(hist, LO, BPD, float(value), 1.0)
+    assert hist.sum() == 100_000
+    qs = np.array([0.01, 0.1, 0.5, 0.9, 0.99])
+    got = histogram_quantiles(hist, LO, BPD, qs)
+    # a bin is 10**(1/200) wide: its geometric centre is within 10**(1/400) − 1 = 0.577 %
+    np.testing.assert_allclose(got, np.quantile(sample, qs), rtol=0.006)
+
+
+def test_histogram_edges():
+    hist = new_histogram()
+    assert hist.shape == (HIST_BINS,) and hist.dtype == np.float64
+    assert np.isnan(histogram_quantiles(hist, LO, BPD, np.array([0.5]))).all()
+    histogram_add(hist, LO, BPD, 0.0, 2.0)         # zero → bin 0
+    histogram_add(hist, LO, BPD, -1.0, 1.0)        # negative → bin 0
+    histogram_add(hist, LO, BPD, 1e9, 1.0)         # past 1e5 s → last bin
+    histogram_add(hist, LO, BPD, math.inf, 1.0)    # → last bin
+    assert hist[0] == 3.0 and hist[-1] == 2.0
+    # 1e-3 s: (−3 − (−7)) × 200 = bin 800, whose centre is 10**(−3 + 0.5/200) = 1.005773e-3
+    one = new_histogram()
+    histogram_add(one, LO, BPD, 1e-3, 5.0)
+    assert one[800] == 5.0
+    got = histogram_quantiles(one, LO, BPD, np.array([0.0, 0.5, 1.0]))
+    np.testing.assert_allclose(got, 1.005773e-3, rtol=1e-6)
