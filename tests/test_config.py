@@ -426,3 +426,113 @@ def test_override_sets_exactly_one_value(replicas: int, pool: str) -> None:
     assert out["pools"][index]["replicas"] == replicas
     out["pools"][index]["replicas"] = raw["pools"][index]["replicas"]
     assert out == raw
+
+
+# --- the shipped quickstart scenarios ------------------------------------------------------
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+def test_quickstart_aggregated_loads_with_hand_computed_kv_room() -> None:
+    sc = load_scenario(SCENARIOS / "quickstart-aggregated.yaml")
+    (serve,) = sc.pools
+    assert (serve.role, serve.replicas, serve.tp, serve.chips_per_replica) == ("both", 18, 4, 4)
+    # GB200: 186e9 bytes HBM × 0.90 usable × 4 GPUs = 669.6e9; minus 70,552,387,584 of
+    # weights = 599,047,612,416 ÷ 163,840 per token = 3,656,296.9 → 3,656,296 tokens.
+    assert serve.kv_capacity_tokens == 3_656_296
+    assert (4 * 186e9 * 0.90 - LLAMA70_PARAMS) // LLAMA70_KV_BYTES_PER_TOKEN_FP8 == 3_656_296
+    assert not sc.disaggregated and sc.links == () and sc.seed == 7
+    assert serve.scheduler.options == {"max_batch": 128, "max_batch_tokens": 8192}
+
+
+def test_quickstart_disaggregated_loads_with_hand_computed_kv_room() -> None:
+    sc = load_scenario(SCENARIOS / "quickstart-disaggregated.yaml")
+    prefill, decode = sc.pools
+    assert (prefill.role, prefill.chips_per_replica) == ("prefill", 4)
+    assert prefill.kv_capacity_tokens == 3_656_296          # as the aggregated GB200 pool
+    assert (decode.role, decode.tp, decode.chips_per_replica) == ("decode", 1, 256)
+    # Groq 3 LPX: 256 × 0.475e9 = 121.6e9; minus the weights = 51,047,612,416 ÷ 163,840
+    # = 311,569.9 → 311,569 tokens.
+    assert decode.kv_capacity_tokens == 311_569
+    assert sc.disaggregated and sc.links[0].transfer == "layerwise"
+    assert sc.workload.tier_shares == (
+        ("free", 0.5), ("standard", 0.3), ("premium", 0.15), ("fast", 0.05))
+
+
+def test_lpu_auto_without_max_batch_sizes_for_64_requests(tmp_path: Path) -> None:
+    raw = aggregated()
+    raw["model"] = "llama-3.1-8b"
+    raw["pools"] = [{"name": "lpu", "role": "both", "system": "groq3-lpx", "replicas": 1}]
+    (pool,) = load_scenario(write(tmp_path, raw)).pools
+    # llama-3.1-8b at fp8: 8,029,995,008 bytes of weights; KV 2 × 8 × 128 × 32 layers
+    # = 65,536 bytes per token. 64 × (1,000 + 200) = 76,800 tokens = 5,033,164,800 bytes;
+    # 13,063,159,808 ÷ 0.475e9 = 27.5 → 28 chips.
+    assert pool.chips_per_replica == 28
+    # 28 × 0.475e9 = 13.3e9 − 8,029,995,008 = 5,270,004,992 ÷ 65,536 = 80,413.
+    assert pool.kv_capacity_tokens == 80_413
+
+
+def test_prefill_pool_needs_room_for_the_prompt_only(tmp_path: Path) -> None:
+    # A prefill replica hands its KV cache on after the first token, so only the prompt must
+    # fit: 149 LPUs leave (149 × 0.475e9 − 70.552e9) ÷ 163,840 = 1,358 tokens, enough for a
+    # 1,000-token prompt when prefilling, not for 1,000 + 5,000 when decoding.
+    raw = disaggregated()
+    raw["workload"]["lengths"]["output_tokens"] = 5000
+    raw["pools"] = [
+        {"name": "p", "role": "prefill", "system": "groq3-lpx", "replicas": 1,
+         "chips_per_replica": 149},
+        {"name": "d", "role": "decode", "system": "gb200-nvl72", "replicas": 1,
+         "parallelism": {"tp": 1}},
+    ]
+    raw["links"] = [{"from": "p", "to": "d", "bandwidth_gbps": 400, "latency_us": 5}]
+    assert load_scenario(write(tmp_path, raw)).pool("p").kv_capacity_tokens == 1_358
+    raw["pools"][0]["role"], raw["pools"][1]["role"] = "decode", "prefill"
+    raw["links"] = [{"from": "d", "to": "p", "bandwidth_gbps": 400, "latency_us": 5}]
+    assert "room for 1,358 tokens" in refused(tmp_path, raw)
+    assert "(1,000 in + 5,000 out) needs 6,000 tokens" in refused(tmp_path, raw)
+
+
+# --- policies are built at load time ----------------------------------------------------------
+
+
+def test_unknown_scheduler_policy_is_refused_at_load(tmp_path: Path) -> None:
+    raw = disaggregated()
+    raw["pools"][1]["scheduler"]["policy"] = "continous"
+    message = refused(tmp_path, raw)
+    assert "pools[1].scheduler.policy: expected one of chunked_prefill, continuous" in message
+    assert "got 'continous'. Did you mean 'continuous'?" in message
+
+
+def test_unknown_scheduler_option_is_refused_at_load(tmp_path: Path) -> None:
+    raw = disaggregated()
+    raw["pools"][0]["scheduler"]["max_btach"] = 32
+    message = refused(tmp_path, raw)
+    assert "pools[0].scheduler.max_btach: expected an option of chunked_prefill " \
+        "(max_batch, max_batch_tokens)" in message
+    assert "Did you mean 'max_batch'?" in message
+
+
+def test_unknown_router_is_refused_at_load(tmp_path: Path) -> None:
+    raw = disaggregated()
+    raw["router"] = {"policy": "round_robn"}
+    message = refused(tmp_path, raw)
+    assert "router.policy" in message and "Did you mean 'round_robin'?" in message
+
+
+def test_two_decode_pools_are_refused(tmp_path: Path) -> None:
+    raw = disaggregated()
+    raw["pools"].append({**raw["pools"][1], "name": "decode2"})
+    raw["links"].append({"from": "prefill", "to": "decode2", "bandwidth_gbps": 800,
+                         "latency_us": 10})
+    message = refused(tmp_path, raw)
+    assert "pools: expected one pool per role" in message
+    assert "only one pool per role is supported in this version" in message
+    assert "Pools 'decode', 'decode2' share the role 'decode'" in message
+
+
+def test_parse_override_splits_at_the_first_equals_sign() -> None:
+    assert parse_override("a=b=c") == ("a", "b=c")
+    with pytest.raises(ScenarioError) as info:
+        parse_override("novalue")
+    assert str(info.value) == ("--set: expected KEY=VALUE with a dotted key path, e.g. "
+                               "pools.decode.replicas=4, got 'novalue'.")

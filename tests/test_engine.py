@@ -110,7 +110,6 @@ def _check_invariants(factory: Factory, result_requests: Any) -> None:
     t = factory.table
     assert t.done.all()
     assert (t.generated == t.output_tokens).all()
-    assert (t.cached == 0).all() or True
     for first, second in (("arrival_s", "prefill_start_s"), ("prefill_start_s", "prefill_end_s"),
                           ("prefill_end_s", "first_token_s"), ("first_token_s", "last_token_s")):
         a, b = getattr(t, first), getattr(t, second)
@@ -206,14 +205,26 @@ def test_tight_memory_preempts_and_still_finishes(make_scenario):
     assert factory.table.preemptions.sum() > 0
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def _without_kv_occupancy(summary: dict[str, Any]) -> tuple[str, list[float]]:
+    pools = {name: dict(pool) for name, pool in summary["pools"].items()}
+    occupancy = [pools[name].pop("kv_occupancy_mean") for name in sorted(pools)]
+    rest = dict(summary, pools=pools)
+    return json.dumps(rest, sort_keys=True, default=str), occupancy
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(params=scenarios)
 def test_skip_ahead_changes_speed_not_results(make_scenario, params):
-    scenario = make_scenario(_build(params))
+    data = _build(dict(params, requests=min(params["requests"], 25)))
+    data["workload"]["lengths"]["output_tokens"] = [1, 400]
+    scenario = make_scenario(data)
     fast = simulate(scenario, skip_ahead=True)
     slow = simulate(scenario, skip_ahead=False)
-    assert json.dumps(fast.summary, sort_keys=True, default=str) == json.dumps(
-        slow.summary, sort_keys=True, default=str)
+    fast_rest, fast_kv = _without_kv_occupancy(fast.summary)
+    slow_rest, slow_kv = _without_kv_occupancy(slow.summary)
+    assert fast_rest == slow_rest
+    # Block-seconds are summed per stretch rather than per step: equal up to rounding.
+    np.testing.assert_allclose(fast_kv, slow_kv, rtol=1e-9)
     for name in fast.requests:
         np.testing.assert_array_equal(fast.requests[name], slow.requests[name])
 

@@ -15,6 +15,7 @@ import simpy
 
 from simulator.config.scenario import PoolSpec, Scenario
 from simulator.costs import replica_cost_vector
+from simulator.engine.clock import Clock
 from simulator.engine.replica import Replica
 from simulator.engine.state import RequestTable
 from simulator.engine.transfer import KVIngress
@@ -45,7 +46,7 @@ class Factory:
 
     def __init__(self, scenario: Scenario, requests: Requests, skip_ahead: bool = True) -> None:
         self.scenario = scenario
-        self.env = simpy.Environment()
+        self.env = Clock()
         self.table = RequestTable(requests.arrival_s, requests.input_tokens,
                                   requests.output_tokens, requests.tier)
         self.n = len(requests)

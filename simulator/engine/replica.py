@@ -7,7 +7,6 @@ what the step costs, and waits that long. It never computes FLOPs or bytes itsel
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from simulator.engine.clock import Clock
 from simulator.engine.state import RequestTable
 from simulator.kernels import (
     ACC_BATCH_AREA,
@@ -25,28 +25,16 @@ from simulator.kernels import (
     HIST_LO_LOG10,
     N_ACC,
     decode_span,
+    kv_blocks_short,
+    span_kv_growth_area,
     step_cost,
     steps_until_kv_full,
 )
 from simulator.policies.base import Scheduler, StepPlan
 
-__all__ = ["Replica", "add_gaps", "delay_to"]
+__all__ = ["Replica", "add_gaps"]
 
 _INF = float("inf")
-
-
-def delay_to(now: float, end: float) -> float:
-    """The delay SimPy must add to ``now`` to land exactly on ``end``.
-
-    SimPy schedules at ``now + delay``; ``end - now`` can round so that the sum misses
-    ``end`` by an ulp, which would make skip-ahead differ from stepping one at a time.
-    """
-    delay = end - now
-    while now + delay < end:
-        delay = math.nextafter(delay, _INF)
-    while now + delay > end:
-        delay = math.nextafter(delay, -_INF)
-    return delay
 
 
 def add_gaps(hist: np.ndarray, gaps_s: np.ndarray) -> None:
@@ -70,7 +58,7 @@ class Replica:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: Clock,
         index: int,
         role: str,
         cost: np.ndarray,
@@ -110,6 +98,9 @@ class Replica:
         # needs memory is admitted, or the preempted request would be readmitted and
         # preempted again without end (thrashing).
         self.memory_pressure = False
+        # (start, n, kv0, kmax, ctx, blocks) while a decode stretch runs: its blocks are
+        # taken step by step, so free memory mid-stretch depends on the clock.
+        self._span: tuple[float, int, float, int, np.ndarray, np.ndarray] | None = None
         self._wake: simpy.Event | None = None
 
         # busy time, energy and decoding batch size × time, advanced step by step by both
@@ -174,10 +165,24 @@ class Replica:
         self.ready.append(request)
         self._nudge()
 
+    def free_blocks_now(self) -> int:
+        """Free blocks at this instant: in a stretch, less those its started steps hold."""
+        if self._span is None:
+            return self.free_blocks
+        start, n, kv0, kmax, ctx, blocks = self._span
+        trial = self.acc.copy()
+        trial[ACC_NOW_S] = start
+        started = decode_span(self.cost, float(n), kv0, kmax, float(self.env.now), trial, kmax,
+                              self._scratch_hist, HIST_LO_LOG10, HIST_BINS_PER_DECADE)
+        return self.free_blocks - int(kv_blocks_short(ctx, blocks, n, self.block_tokens, started))
+
     def reserve(self, request: int, blocks: int) -> None:
+        """Memory taken from outside the batch (an incoming KV transfer)."""
         self._kv_mark()
         self.free_blocks -= blocks
         self.blocks[request] += blocks
+        if self._span is not None:
+            self._nudge(force=True)   # the stretch may no longer have room: cut it
 
     def release(self, request: int) -> None:
         """Free every block ``request`` holds here (its KV left, or it finished)."""
@@ -244,7 +249,9 @@ class Replica:
     def _admit(self, request: int) -> None:
         self.waiting.remove(request)
         need = self.kv_blocks_needed(request)
-        self.reserve(request, need)
+        self._kv_mark()
+        self.free_blocks -= need
+        self.blocks[request] += need
         if np.isnan(self.table.prefill_start_s[request]):
             self.table.prefill_start_s[request] = self.env.now
         self.prefilling.append(request)
@@ -296,9 +303,9 @@ class Replica:
         self.blocks[request] = 0
         self.waiting.appendleft(request)
 
-    def _grow_blocks(self, dec: np.ndarray) -> None:
-        """Give decoders the blocks their new tokens filled."""
-        need = -(-self.table.cached[dec] // self.block_tokens)
+    def _grow_blocks(self, dec: np.ndarray, ahead: int) -> None:
+        """Give decoders the blocks for their cached tokens plus ``ahead`` being written."""
+        need = -(-(self.table.cached[dec] + ahead) // self.block_tokens)
         extra = np.maximum(need - self.blocks[dec], 0)
         total = int(extra.sum())
         if total:
@@ -323,6 +330,8 @@ class Replica:
             if cached + take >= table.target[request]:
                 sampling += 1
         time_s, energy_j = step_cost(self.cost, float(sampling), float(new_tokens), pairs, kv_read)
+        if n_dec:
+            self._grow_blocks(dec, 1)
         yield self.env.timeout(time_s)
         now = float(self.env.now)
         self.acc[ACC_BUSY_S] += time_s
@@ -357,13 +366,15 @@ class Replica:
         first_s, _ = step_cost(self.cost, float(n), float(n), kv0 + n, kv0)
         add_gaps(self.itl_hist, (start - table.last_token_s[dec]) + first_s)
         horizon = _INF
-        if kmax > 1 and (self.max_batch is None or n < self.max_batch):
+        ctx = table.cached[dec]
+        self._span = (start, n, kv0, kmax, ctx, self.blocks[dec])
+        if kmax > 1:
             trial = self.acc.copy()
             trial[ACC_NOW_S] = start
             decode_span(self.cost, float(n), kv0, kmax, _INF, trial, kmax,
                         self._scratch_hist, HIST_LO_LOG10, HIST_BINS_PER_DECADE)
             self._wake = self.env.event()
-            yield self.env.timeout(delay_to(start, float(trial[ACC_NOW_S]))) | self._wake
+            yield self.env.at(float(trial[ACC_NOW_S])) | self._wake
             self._wake = None
             if float(self.env.now) < trial[ACC_NOW_S]:
                 horizon = float(self.env.now)
@@ -372,8 +383,12 @@ class Replica:
                                 self.itl_hist, HIST_LO_LOG10, HIST_BINS_PER_DECADE))
         end = float(self.acc[ACC_NOW_S])
         if self.env.now < end:
-            yield self.env.timeout(delay_to(float(self.env.now), end))
+            yield self.env.at(end)
+        self._span = None
         self.steps += steps
+        self._kv_mark(end)
+        self._kv_area += span_kv_growth_area(self.cost, float(n), kv0, steps, ctx,
+                                             self.blocks[dec], n, self.block_tokens)
         self._advance_decoders(dec, steps, end)
 
     def _advance_decoders(self, dec: np.ndarray, steps: int, now: float) -> None:
@@ -382,7 +397,7 @@ class Replica:
         table.generated[dec] += steps
         table.last_token_s[dec] = now
         self.kv_decoding_tokens += steps * len(dec)
-        self._grow_blocks(dec)
+        self._grow_blocks(dec, 0)
         finished = dec[table.generated[dec] >= table.output_tokens[dec]]
         if len(finished):
             gone = set(finished.tolist())

@@ -69,7 +69,7 @@ class KVIngress:
                 continue
             request, overlap_s = self.queue[0]
             need = -(-int(table.cached[request]) // replica.block_tokens)
-            if need > replica.free_blocks:
+            if need > replica.free_blocks_now():
                 yield from self._sleep()
                 continue
             self.queue.popleft()

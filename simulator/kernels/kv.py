@@ -10,11 +10,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from simulator.kernels.step import step_cost
+
 __all__ = ["kv_transfer_s", "steps_until_kv_full"]
 
 
 @njit(cache=True)
-def _blocks_short(ctx: np.ndarray, blocks: np.ndarray, n: int, block_tokens: int,
+def kv_blocks_short(ctx: np.ndarray, blocks: np.ndarray, n: int, block_tokens: int,
                   steps: int) -> int:
     """New blocks the batch needs to run ``steps`` more decode steps."""
     short = 0
@@ -37,13 +39,13 @@ def steps_until_kv_full(ctx: np.ndarray, blocks: np.ndarray, n: int, free_blocks
     """
     if kmax <= 0:
         return 0
-    if _blocks_short(ctx, blocks, n, block_tokens, kmax) <= free_blocks:
+    if kv_blocks_short(ctx, blocks, n, block_tokens, kmax) <= free_blocks:
         return kmax
     lo = 0      # fits, or nothing does and 0 is the answer
     hi = kmax   # known not to fit
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if _blocks_short(ctx, blocks, n, block_tokens, mid) <= free_blocks:
+        if kv_blocks_short(ctx, blocks, n, block_tokens, mid) <= free_blocks:
             lo = mid
         else:
             hi = mid
@@ -64,3 +66,20 @@ def kv_transfer_s(kv_bytes: float, bandwidth_bytes_per_s: float, latency_s: floa
     if not layerwise:
         return latency_s + wire_s
     return latency_s + max(wire_s - overlap_s, wire_s / max(layers, 1.0))
+
+
+@njit(cache=True)
+def span_kv_growth_area(p: np.ndarray, n_seqs: float, kv_tokens: float, steps: int,
+                        ctx: np.ndarray, blocks: np.ndarray, n: int, block_tokens: int) -> float:
+    """Block-seconds that a decode stretch's growing KV adds beyond the blocks it started with.
+
+    A step holds the blocks for the token it writes from its start, so step ``i`` (from 0)
+    runs with the blocks of ``i + 1`` tokens, as a step-by-step simulation counts them.
+    """
+    area = 0.0
+    kv = kv_tokens
+    for i in range(steps):
+        time_s, _ = step_cost(p, n_seqs, n_seqs, kv + n_seqs, kv)
+        area += kv_blocks_short(ctx, blocks, n, block_tokens, i + 1) * time_s
+        kv += n_seqs
+    return area
