@@ -8,9 +8,9 @@
 
 __version__ = "0.1.0"
 
-from simulator.api import simulate  # noqa: E402
-from simulator.config import load_scenario  # noqa: E402
-from simulator.errors import ScenarioError  # noqa: E402
-from simulator.result import RequestRecords, Result  # noqa: E402
+from simulator.api import simulate
+from simulator.config import load_scenario
+from simulator.errors import ScenarioError
+from simulator.result import RequestRecords, Result
 
 __all__ = ["RequestRecords", "Result", "ScenarioError", "__version__", "load_scenario", "simulate"]

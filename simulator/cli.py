@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="simulate one scenario")
     run.add_argument("scenario", type=Path, help="scenario YAML file")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a scenario key by its dotted path, e.g. pools.decode.replicas=4")
+                     help="override a key by its dotted path: pools.decode.replicas=4")
     run.add_argument("--seed", type=int, help="random seed (overrides the scenario's)")
     run.add_argument("--out", type=Path, help="write summary.json and requests.csv here")
     run.add_argument("--json", action="store_true", help="print summary.json to stdout")
@@ -93,14 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = Console()
     if not out.is_terminal:
-        out = Console(width=120)   # files and pipes: wide enough for the pool table
+        out = Console(width=160)   # files and pipes: wide enough for every table
     err = Console(stderr=True)
     try:
         if args.command == "run":
             return _run(args, out, err)
         return _profiles(out)
     except ScenarioError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.stderr.write(f"error: {exc}\n")   # one unwrapped paragraph, easy to grep
         return 2
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from simulator.errors import ScenarioError, did_you_mean
 
-__all__ = ["data_root", "find_model", "find_profile", "list_models", "list_profiles", "resolve_file"]
+__all__ = [
+    "data_root", "find_model", "find_profile", "list_models", "list_profiles", "resolve_file",
+]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -43,7 +45,8 @@ def _find_named(name: str, folder: Path, what: str, file: str | Path | None, key
     raise ScenarioError(
         file,
         key,
-        f"the name of a {what} in {folder.name}/ ({', '.join(sorted(known))}) or a path to a YAML file",
+        f"the name of a {what} in {folder.name}/ ({', '.join(sorted(known))}) "
+        "or a path to a YAML file",
         name,
         did_you_mean(name, known),
     )

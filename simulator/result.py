@@ -49,7 +49,7 @@ class RequestRecords:
             handle.write(",".join(names) + "\n")
             for row in range(len(self)):
                 fields = []
-                for col, fmt in zip(cols, formats):
+                for col, fmt in zip(cols, formats, strict=True):
                     value = col[row]
                     fields.append("" if fmt == "%.9f" and math.isnan(value) else fmt % value)
                 handle.write(",".join(fields) + "\n")

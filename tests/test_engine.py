@@ -142,6 +142,8 @@ def _kv_watch(factory: Factory, interval_s: float, seen: list[float]):
         yield factory.env.timeout(interval_s)
 
 
+FIXTURE_OK = [HealthCheck.function_scoped_fixture]
+
 scenarios = st.fixed_dictionaries({
     "disaggregated": st.booleans(),
     "requests": st.integers(1, 60),
@@ -181,7 +183,7 @@ def _build(params: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=FIXTURE_OK)
 @given(params=scenarios)
 def test_every_request_is_accounted_for_and_kv_is_conserved(make_scenario, params):
     scenario = make_scenario(_build(params))
@@ -212,7 +214,7 @@ def _without_kv_occupancy(summary: dict[str, Any]) -> tuple[str, list[float]]:
     return json.dumps(rest, sort_keys=True, default=str), occupancy
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=FIXTURE_OK)
 @given(params=scenarios)
 def test_skip_ahead_changes_speed_not_results(make_scenario, params):
     data = _build(dict(params, requests=min(params["requests"], 25)))

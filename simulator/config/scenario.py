@@ -52,7 +52,7 @@ class ArrivalSpec:
     rate_per_s: float | None = None        # poisson, gamma, fixed
     cv: float | None = None                # gamma: coefficient of variation of the gaps
     concurrency: int | None = None         # closed_loop: users, each with one request in flight
-    think_time_s: float = 0.0              # closed_loop: mean pause between a reply and the next ask
+    think_time_s: float = 0.0              # closed_loop: mean pause before the next ask
     path: Path | None = None               # trace: file whose timestamps are replayed
     speedup: float = 1.0                   # trace: divide replayed gaps by this
 

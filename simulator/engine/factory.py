@@ -37,7 +37,7 @@ class Pool:
     ingress: list[KVIngress] = field(default_factory=list)
 
     def free_blocks(self) -> np.ndarray:
-        return np.fromiter((r.free_blocks for r in self.replicas), dtype=np.int64,
+        return np.fromiter((r.free_blocks_now() for r in self.replicas), dtype=np.int64,
                            count=len(self.replicas))
 
 

@@ -39,9 +39,14 @@ class RequestTable:
         self.input_tokens = np.asarray(input_tokens, dtype=np.int64)
         self.output_tokens = np.asarray(output_tokens, dtype=np.int64)
         self.tier = np.asarray(tier, dtype=np.int8)
-        for name in _TIME_COLUMNS:
-            setattr(self, name, np.full(n, np.nan))
-        self.arrival_s[:] = arrival_s
+        self.arrival_s = np.array(arrival_s, dtype=np.float64)
+        self.prefill_start_s = np.full(n, np.nan)
+        self.prefill_end_s = np.full(n, np.nan)
+        self.kv_transfer_start_s = np.full(n, np.nan)
+        self.kv_transfer_end_s = np.full(n, np.nan)
+        self.decode_start_s = np.full(n, np.nan)
+        self.first_token_s = np.full(n, np.nan)
+        self.last_token_s = np.full(n, np.nan)
         self.cached = np.zeros(n, dtype=np.int64)
         self.target = self.input_tokens.copy()
         self.generated = np.zeros(n, dtype=np.int64)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["ReplicaView", "RouterView", "Router", "Scheduler", "StepPlan", "admit_fcfs"]
+__all__ = ["ReplicaView", "Router", "RouterView", "Scheduler", "StepPlan", "admit_fcfs"]
 
 
 @dataclass(frozen=True)

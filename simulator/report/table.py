@@ -77,9 +77,10 @@ def profiles_tables(profiles: list[Any], models: list[Any]) -> list[Table]:
     hw = Table(title="hardware profiles", title_justify="left")
     for col in ("name", "kind", "chips/system", "memory GB/chip", "TB/s/chip",
                 "dense PF/chip", "max W/chip", "figures (vendor/3P/est/fit)"):
-        hw.add_column(col, justify="left" if col in ("name", "kind") else "right")
+        hw.add_column(col, justify="left" if col in ("name", "kind") else "right",
+                      no_wrap=col == "name")
     for p in profiles:
-        counts = {}
+        counts: dict[str, int] = {}
         for figure in p.figures.values():
             counts[figure.tag] = counts.get(figure.tag, 0) + 1
         flops = ", ".join(f"{d} {v / 1e15:g}" for d, v in sorted(p.dense_flops_per_s.items()))
@@ -89,7 +90,8 @@ def profiles_tables(profiles: list[Any], models: list[Any]) -> list[Table]:
                             ("vendor", "third_party", "estimate", "fitted")))
     cards = Table(title="model cards", title_justify="left")
     for col in ("name", "params B", "active B", "layers", "KV KiB/token (fp8)", "max context"):
-        cards.add_column(col, justify="left" if col == "name" else "right")
+        cards.add_column(col, justify="left" if col == "name" else "right",
+                         no_wrap=col == "name")
     for m in models:
         cards.add_row(m.name, f"{m.total_params / 1e9:,.1f}", f"{m.active_params / 1e9:,.1f}",
                       str(m.num_layers), f"{m.kv_bytes_per_token(1.0) / 1024:,.1f}",

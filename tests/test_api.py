@@ -1,0 +1,65 @@
+"""The public Python API and the shipped scenarios."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import simulator
+from simulator import load_scenario, simulate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_public_names():
+    assert sorted(simulator.__all__) == sorted(
+        ["RequestRecords", "Result", "ScenarioError", "__version__", "load_scenario",
+         "simulate"])
+    for name in simulator.__all__:
+        assert hasattr(simulator, name)
+
+
+@pytest.mark.parametrize("name", ["quickstart-aggregated", "quickstart-disaggregated"])
+def test_quickstarts_run_from_any_directory(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    scenario = load_scenario(ROOT / "scenarios" / f"{name}.yaml",
+                             overrides={"workload.requests": 500})
+    result = simulate(scenario)
+    s = result.summary
+    assert s["requests_completed"] == 500
+    assert len(result.requests) == 500
+    assert np.isfinite(result.requests.ttft_s).all()
+    assert s["tokens_per_joule"] == pytest.approx(s["output_tokens"] / s["energy_j"])
+    path = result.to_json(tmp_path / "out" / "summary.json")
+    assert path.read_text().startswith("{")
+
+
+def test_the_two_quickstarts_share_model_and_traffic():
+    agg = load_scenario(ROOT / "scenarios" / "quickstart-aggregated.yaml").resolved
+    dis = load_scenario(ROOT / "scenarios" / "quickstart-disaggregated.yaml").resolved
+    assert agg["model"] == dis["model"]
+    assert agg["workload"] == dis["workload"]
+    assert agg["seed"] == dis["seed"]
+
+
+def test_seeded_regression_quickstart_disaggregated():
+    """Pinned figures: a change that moves them must say why (docs/modelling.md)."""
+    scenario = load_scenario(ROOT / "scenarios" / "quickstart-disaggregated.yaml",
+                             overrides={"workload.requests": 400})
+    s = simulate(scenario).summary
+    assert s["output_tokens"] == REGRESSION["output_tokens"]
+    for key in ("ttft_s", "tpot_s", "e2e_s"):
+        assert s[key]["p50"] == pytest.approx(REGRESSION[key], rel=1e-9)
+    assert s["energy_j"] == pytest.approx(REGRESSION["energy_j"], rel=1e-9)
+
+
+# seed 7, 400 requests of the Azure conversation trace at 40 req/s
+REGRESSION = {
+    "output_tokens": 83304,
+    "ttft_s": 0.01853219816700946,
+    "tpot_s": 0.0009875021353817457,
+    "e2e_s": 0.14733327665805973,
+    "energy_j": 1292035.7218689665,
+}
