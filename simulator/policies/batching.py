@@ -7,6 +7,13 @@ from simulator.policies.base import ReplicaView, StepPlan, admit_fcfs
 __all__ = ["ChunkedPrefill", "ContinuousBatching"]
 
 
+def _limits(max_batch: int, max_batch_tokens: int) -> tuple[int, int]:
+    for name, value in (("max_batch", max_batch), ("max_batch_tokens", max_batch_tokens)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number ≥ 1, got {value!r}")
+    return max_batch, max_batch_tokens
+
+
 class ContinuousBatching:
     """Iteration-level batching that gives prompts priority (Orca / vLLM v0 style).
 
@@ -16,10 +23,7 @@ class ContinuousBatching:
     """
 
     def __init__(self, max_batch: int = 64, max_batch_tokens: int = 8192) -> None:
-        if max_batch < 1 or max_batch_tokens < 1:
-            raise ValueError("max_batch and max_batch_tokens must be at least 1")
-        self.max_batch = max_batch
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch, self.max_batch_tokens = _limits(max_batch, max_batch_tokens)
 
     def plan(self, view: ReplicaView) -> StepPlan:
         admit = admit_fcfs(view, self.max_batch - view.n_running)
@@ -36,10 +40,7 @@ class ChunkedPrefill:
     """
 
     def __init__(self, max_batch: int = 256, max_batch_tokens: int = 8192) -> None:
-        if max_batch < 1 or max_batch_tokens < 1:
-            raise ValueError("max_batch and max_batch_tokens must be at least 1")
-        self.max_batch = max_batch
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch, self.max_batch_tokens = _limits(max_batch, max_batch_tokens)
 
     def plan(self, view: ReplicaView) -> StepPlan:
         admit = admit_fcfs(view, self.max_batch - view.n_running)
