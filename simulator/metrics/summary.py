@@ -142,19 +142,23 @@ def _tier_summary(scenario: Scenario, factory: Factory, met: np.ndarray,
     return out
 
 
-def _backlog(factory: Factory) -> tuple[int, bool]:
-    """Requests still in the system when the last one arrived, and whether that is overload.
+def _backlog(factory: Factory) -> tuple[int, float, bool]:
+    """Requests in the system at the last arrival, the time to drain them, and overload.
 
-    A factory keeps up when what is in flight at the end of the arrivals fits in its
-    batches; more than twice its batch slots queued means arrivals outran service.
+    Overload means the queue was still growing: over the second half of the arrival
+    window fewer than 90 % as many requests completed as arrived (judged only with at
+    least 20 arrivals there). Closed-loop users wait for replies, so they cannot overload.
     """
     t = factory.table
     last_arrival = float(np.nanmax(t.arrival_s))
     backlog = int(((t.arrival_s <= last_arrival) & (t.last_token_s > last_arrival)).sum())
-    slots = 0
-    for pool in factory.pools.values():
-        slots += sum(int(getattr(r.scheduler, "max_batch", 0) or 0) for r in pool.replicas)
-    return backlog, backlog > 2 * max(slots, 1)
+    drain = float(np.nanmax(t.last_token_s)) - last_arrival
+    if factory.scenario.workload.arrivals.process == "closed_loop":
+        return backlog, drain, False
+    half = last_arrival / 2
+    arrived = int(((t.arrival_s > half) & (t.arrival_s <= last_arrival)).sum())
+    completed = int(((t.last_token_s > half) & (t.last_token_s <= last_arrival)).sum())
+    return backlog, drain, arrived >= 20 and completed < 0.9 * arrived
 
 
 def summarise(scenario: Scenario, factory: Factory, end_s: float) -> dict[str, Any]:
@@ -170,7 +174,8 @@ def summarise(scenario: Scenario, factory: Factory, end_s: float) -> dict[str, A
     itl_total_s = float(np.nansum(t.last_token_s - t.first_token_s))
     with np.errstate(divide="ignore"):
         speed = np.where(t.output_tokens > 1, 1.0 / lat["tpot_s"], np.nan)
-    backlog, overloaded = _backlog(factory)
+    e2e = latency_stats(lat["e2e_s"])
+    backlog, drain_s, overloaded = _backlog(factory)
     systems = {p.spec.system.name: p.spec.system for p in factory.pools.values()}
     return {
         "name": scenario.name,
@@ -187,7 +192,7 @@ def summarise(scenario: Scenario, factory: Factory, end_s: float) -> dict[str, A
         "ttft_s": latency_stats(lat["ttft_s"]),
         "tpot_s": latency_stats(lat["tpot_s"]),
         "itl_s": _hist_stats(factory.itl_hist, itl_total_s),
-        "e2e_s": latency_stats(lat["e2e_s"]),
+        "e2e_s": e2e,
         "queue_wait_s": latency_stats(t.prefill_start_s - t.arrival_s),
         "output_tokens_per_s": out_tokens / end_s if end_s > 0 else 0.0,
         "requests_per_s": t.n / end_s if end_s > 0 else 0.0,
@@ -201,6 +206,7 @@ def summarise(scenario: Scenario, factory: Factory, end_s: float) -> dict[str, A
         "tokens_per_s_per_mw": (out_tokens / end_s) / (power_w / 1e6) if power_w > 0 else None,
         "preemptions": int(t.preemptions.sum()),
         "backlog_at_last_arrival": backlog,
+        "drain_s": drain_s,
         "overloaded": overloaded,
         "pools": pools,
         "links": _link_summary(factory, end_s),
