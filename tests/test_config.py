@@ -190,11 +190,12 @@ def test_model_too_big_for_one_gpu_gives_the_numbers(tmp_path: Path) -> None:
     raw["pools"][0]["parallelism"] = {"tp": 1}
     message = refused(tmp_path, raw)
     # 405.85e9 params × 1 byte = 405.8 GB, all on one chip at tp=1; usable 80 × 0.9 = 72.0 GB;
-    # the smallest tp with 405.85 / tp ≤ 72 is 6 (405.85 / 6 = 67.6).
+    # the smallest tp with 405.85 / tp ≤ 72 is 6 (405.85 / 6 = 67.6), but 6 does not divide
+    # the 128 attention heads; the smallest that does and fits is 8.
     assert "pools[0].parallelism.tp" in message
     assert "needs 405.8 GB of weights, 405.8 GB per chip at tp=1" in message
     assert "holds 72.0 GB usable (80 GB × 0.9)" in message
-    assert "use tp ≥ 6" in message
+    assert "use tp = 8 or more" in message
 
 
 def test_tp_beyond_the_scaleup_domain_is_refused(tmp_path: Path) -> None:

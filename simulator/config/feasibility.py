@@ -151,11 +151,13 @@ def _gpu_tp(sec: Section, model: ModelCard, system: SystemProfile,
     usable = _usable_bytes(system)
     per_chip = weights_per_chip_bytes(model, precision, tp)
     if per_chip > usable:
+        # suggest a degree that splits the attention heads evenly, as engines require
         fits = [n for n in range(tp + 1, domain + 1)
-                if weights_per_chip_bytes(model, precision, n) <= usable]
-        advice = (f"use tp ≥ {fits[0]}" if fits else f"even tp={domain}, the whole scale-up "
-                  "domain, is not enough: use a system with more memory per chip or a "
-                  "smaller weight dtype")
+                if weights_per_chip_bytes(model, precision, n) <= usable
+                and model.num_attention_heads % n == 0]
+        advice = (f"use tp = {fits[0]} or more" if fits else
+                  f"even tp={domain}, the whole scale-up domain, is not enough: use a "
+                  "system with more memory per chip or a smaller weight dtype")
         raise par.fail(
             "tp", "a tensor-parallel degree whose weight shard fits one GPU's usable memory",
             tp, f"{model.name} at {precision.weights} needs "
