@@ -133,7 +133,7 @@ class Factory:
             return 0
         view = RouterView(request, int(self.table.input_tokens[request]),
                           int(self.table.output_tokens[request]), pool.outstanding,
-                          pool.free_blocks())
+                          pool.free_blocks)
         return int(pool.router.choose(view))
 
     def _route(self, request: int) -> None:

@@ -25,6 +25,7 @@ from simulator.kernels import (
     HIST_LO_LOG10,
     N_ACC,
     decode_span,
+    histogram_add_gaps,
     kv_blocks_short,
     span_kv_growth_area,
     step_cost,
@@ -32,19 +33,9 @@ from simulator.kernels import (
 )
 from simulator.policies.base import Scheduler, StepPlan
 
-__all__ = ["Replica", "add_gaps"]
+__all__ = ["Replica"]
 
 _INF = float("inf")
-
-
-def add_gaps(hist: np.ndarray, gaps_s: np.ndarray) -> None:
-    """Add inter-token gaps, one count each, to a latency histogram."""
-    if len(gaps_s) == 0:
-        return
-    logs = np.log10(np.maximum(gaps_s, 1e-300))
-    bins = np.floor((logs - HIST_LO_LOG10) * HIST_BINS_PER_DECADE).astype(np.int64)
-    np.clip(bins, 0, len(hist) - 1, out=bins)
-    np.add.at(hist, bins, 1.0)
 
 
 class Replica:
@@ -176,13 +167,18 @@ class Replica:
                               self._scratch_hist, HIST_LO_LOG10, HIST_BINS_PER_DECADE)
         return self.free_blocks - int(kv_blocks_short(ctx, blocks, n, self.block_tokens, started))
 
+    def _span_short_of_blocks(self) -> bool:
+        assert self._span is not None
+        _, n, _, kmax, ctx, blocks = self._span
+        return int(kv_blocks_short(ctx, blocks, n, self.block_tokens, kmax)) > self.free_blocks
+
     def reserve(self, request: int, blocks: int) -> None:
         """Memory taken from outside the batch (an incoming KV transfer)."""
         self._kv_mark()
         self.free_blocks -= blocks
         self.blocks[request] += blocks
-        if self._span is not None:
-            self._nudge(force=True)   # the stretch may no longer have room: cut it
+        if self._span is not None and self._span_short_of_blocks():
+            self._nudge(force=True)   # the stretch no longer has room for all its steps: cut it
 
     def release(self, request: int) -> None:
         """Free every block ``request`` holds here (its KV left, or it finished)."""
@@ -339,7 +335,8 @@ class Replica:
         self.acc[ACC_BATCH_AREA] += n_dec * time_s
         self.steps += 1
         if n_dec:
-            add_gaps(self.itl_hist, now - table.last_token_s[dec])
+            histogram_add_gaps(self.itl_hist, HIST_LO_LOG10, HIST_BINS_PER_DECADE,
+                               table.last_token_s[dec], now, 0.0)
             self._advance_decoders(dec, 1, now)
         for request, take in chunks:
             table.cached[request] += take
@@ -364,7 +361,8 @@ class Replica:
         start = float(self.env.now)
         # Each request's first gap runs from its last token; later gaps are step times.
         first_s, _ = step_cost(self.cost, float(n), float(n), kv0 + n, kv0)
-        add_gaps(self.itl_hist, (start - table.last_token_s[dec]) + first_s)
+        histogram_add_gaps(self.itl_hist, HIST_LO_LOG10, HIST_BINS_PER_DECADE,
+                           table.last_token_s[dec], start, first_s)
         horizon = _INF
         ctx = table.cached[dec]
         self._span = (start, n, kv0, kmax, ctx, self.blocks[dec])

@@ -9,6 +9,7 @@ from simulator.kernels.histogram import (
     HIST_BINS_PER_DECADE,
     HIST_LO_LOG10,
     histogram_add,
+    histogram_add_gaps,
     histogram_quantiles,
     new_histogram,
 )
@@ -63,7 +64,8 @@ __all__ = [
     "P_HEAD_FLOPS_PER_SEQ", "P_HIDDEN", "P_IDLE_W", "P_KV_BYTES_PER_TOKEN", "P_LAYERS",
     "P_LAYER_SYNC_S", "P_LIN_FLOPS_PER_TOKEN", "P_MAX_W", "P_MEM_BW", "P_MOE_LAYERS",
     "P_PEAK_FLOPS", "P_SHARDS", "P_STEP_OVERHEAD_S", "P_TOP_K", "P_TP", "decode_span",
-    "histogram_add", "histogram_quantiles", "kv_blocks_short", "kv_transfer_s",
+    "histogram_add", "histogram_add_gaps", "histogram_quantiles", "kv_blocks_short",
+    "kv_transfer_s",
     "moe_touched_experts",
     "new_histogram", "span_kv_growth_area", "step_cost", "steps_until_kv_full",
 ]

@@ -70,3 +70,11 @@ def histogram_quantiles(hist: np.ndarray, lo_log10: float, bins_per_decade: floa
         index = min(index, hist.shape[0] - 1)
         out[i] = 10.0 ** (lo_log10 + (index + 0.5) / bins_per_decade)
     return out
+
+
+@njit(cache=True)
+def histogram_add_gaps(hist: np.ndarray, lo_log10: float, bins_per_decade: float,
+                       since_s: np.ndarray, now_s: float, extra_s: float) -> None:
+    """Add one gap per request: ``(now_s - since_s[i]) + extra_s``, weight 1 each."""
+    for i in range(since_s.shape[0]):
+        histogram_add(hist, lo_log10, bins_per_decade, (now_s - since_s[i]) + extra_s, 1.0)

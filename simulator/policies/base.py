@@ -8,8 +8,9 @@ scenario by ``package.module:Class``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -66,15 +67,24 @@ class Scheduler(Protocol):
     def plan(self, view: ReplicaView) -> StepPlan: ...
 
 
-@dataclass(frozen=True)
 class RouterView:
-    """Per-replica load of one pool, for choosing where a request goes."""
+    """Per-replica load of one pool, for choosing where a request goes.
 
-    request: int
-    input_tokens: int
-    output_tokens: int
-    outstanding: np.ndarray      # requests queued, in transfer or running, per replica
-    free_kv_blocks: np.ndarray   # per replica
+    ``outstanding`` counts requests queued, in transfer or running, per replica;
+    ``free_kv_blocks`` is worked out only if a router reads it.
+    """
+
+    def __init__(self, request: int, input_tokens: int, output_tokens: int,
+                 outstanding: np.ndarray, free_kv_blocks: Callable[[], np.ndarray]) -> None:
+        self.request = request
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.outstanding = outstanding
+        self._free_kv_blocks = free_kv_blocks
+
+    @cached_property
+    def free_kv_blocks(self) -> np.ndarray:
+        return self._free_kv_blocks()
 
 
 class Router(Protocol):
