@@ -24,7 +24,9 @@ from simulator.kernels import (
     HIST_BINS_PER_DECADE,
     HIST_LO_LOG10,
     N_ACC,
+    advance_decoders,
     decode_span,
+    grow_blocks,
     histogram_add_gaps,
     kv_blocks_short,
     span_kv_growth_area,
@@ -301,13 +303,10 @@ class Replica:
 
     def _grow_blocks(self, dec: np.ndarray, ahead: int) -> None:
         """Give decoders the blocks for their cached tokens plus ``ahead`` being written."""
-        need = -(-(self.table.cached[dec] + ahead) // self.block_tokens)
-        extra = np.maximum(need - self.blocks[dec], 0)
-        total = int(extra.sum())
-        if total:
-            self._kv_mark()
-            self.free_blocks -= total
-            self.blocks[dec] += extra
+        taken = int(grow_blocks(dec, self.table.cached, self.blocks, self.block_tokens, ahead))
+        if taken:
+            self._kv_mark()   # reads free_blocks, which the kernel left alone
+            self.free_blocks -= taken
 
     def _step(self, chunks: list[tuple[int, int]], decode: bool
               ) -> Generator[simpy.Event, Any, None]:
@@ -391,13 +390,13 @@ class Replica:
 
     def _advance_decoders(self, dec: np.ndarray, steps: int, now: float) -> None:
         table = self.table
-        table.cached[dec] += steps
-        table.generated[dec] += steps
-        table.last_token_s[dec] = now
+        done = np.empty(len(dec), dtype=np.int64)
+        count = int(advance_decoders(dec, steps, now, table.cached, table.generated,
+                                     table.last_token_s, table.output_tokens, done))
         self.kv_decoding_tokens += steps * len(dec)
         self._grow_blocks(dec, 0)
-        finished = dec[table.generated[dec] >= table.output_tokens[dec]]
-        if len(finished):
+        if count:
+            finished = done[:count]
             gone = set(finished.tolist())
             self.decoding = [r for r in self.decoding if r not in gone]
             self.kv_decoding_tokens -= int(table.cached[finished].sum())

@@ -83,3 +83,35 @@ def span_kv_growth_area(p: np.ndarray, n_seqs: float, kv_tokens: float, steps: i
         area += kv_blocks_short(ctx, blocks, n, block_tokens, i + 1) * time_s
         kv += n_seqs
     return area
+
+
+@njit(cache=True)
+def grow_blocks(rows: np.ndarray, cached: np.ndarray, blocks: np.ndarray, block_tokens: int,
+                ahead: int) -> int:
+    """Give each row the blocks for its cached tokens plus ``ahead``; return blocks taken."""
+    taken = 0
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        need = (cached[r] + ahead + block_tokens - 1) // block_tokens
+        if need > blocks[r]:
+            taken += need - blocks[r]
+            blocks[r] = need
+    return taken
+
+
+@njit(cache=True)
+def advance_decoders(rows: np.ndarray, steps: int, now_s: float, cached: np.ndarray,
+                     generated: np.ndarray, last_token_s: np.ndarray,
+                     output_tokens: np.ndarray, finished: np.ndarray) -> int:
+    """Credit ``steps`` decode tokens to each row; list the rows that are done in
+    ``finished`` and return how many there are."""
+    count = 0
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        cached[r] += steps
+        generated[r] += steps
+        last_token_s[r] = now_s
+        if generated[r] >= output_tokens[r]:
+            finished[count] = r
+            count += 1
+    return count
