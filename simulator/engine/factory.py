@@ -16,11 +16,12 @@ import simpy
 from simulator.config.scenario import PoolSpec, Scenario
 from simulator.costs import replica_cost_vector
 from simulator.engine.clock import Clock
+from simulator.engine.decoder import DecodeReplica, KVLink
 from simulator.engine.replica import Replica
 from simulator.engine.state import RequestTable
 from simulator.engine.transfer import KVIngress
 from simulator.kernels import new_histogram
-from simulator.policies import RouterView, build_policy
+from simulator.policies import ContinuousBatching, RouterView, build_policy
 from simulator.workload import Requests
 
 __all__ = ["Factory", "Pool"]
@@ -30,11 +31,15 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class Pool:
+    """Replicas of one role; ``lazy`` when they are compiled decode replicas that must be
+    advanced to the present before anyone reads their load."""
+
     spec: PoolSpec
-    replicas: list[Replica]
+    replicas: list[Any]
     router: Any
     outstanding: np.ndarray
-    ingress: list[KVIngress] = field(default_factory=list)
+    ingress: list[Any] = field(default_factory=list)
+    lazy: bool = False
 
     def free_blocks(self) -> np.ndarray:
         return np.fromiter((r.free_blocks_now() for r in self.replicas), dtype=np.int64,
@@ -53,6 +58,7 @@ class Factory:
         self.itl_hist = new_histogram()
         self.skip_ahead = skip_ahead
         self.completed = 0
+        self._upstream = self.n     # requests not yet handed to a decode link nor finished
         self.done = self.env.event()
         self._progress: Progress | None = None
         self._progress_every = max(self.n // 200, 1)
@@ -65,7 +71,8 @@ class Factory:
         self._waiters: dict[int, simpy.Event] = {}
         self._next_request = 0
         arrivals = scenario.workload.arrivals
-        if arrivals.process == "closed_loop":
+        self.closed_loop = arrivals.process == "closed_loop"
+        if self.closed_loop:
             think_rng = np.random.default_rng(np.random.SeedSequence((scenario.seed, 1)))
             for _ in range(int(arrivals.concurrency or 1)):
                 self.env.process(self._user(arrivals.think_time_s, think_rng))
@@ -83,6 +90,15 @@ class Factory:
                     np.zeros(spec.replicas, dtype=np.int64))
         for index in range(spec.replicas):
             scheduler = build_policy(spec.scheduler, "scheduler", sc.source, key)
+            if spec.role == "decode" and type(scheduler) is ContinuousBatching:
+                # the compiled decode replica implements exactly this policy
+                pool.lazy = True
+                eager = not self.skip_ahead or sc.workload.arrivals.process == "closed_loop"
+                pool.replicas.append(DecodeReplica(
+                    self.env, index, cost, blocks, spec.kv_block_tokens, scheduler.max_batch,
+                    scheduler.max_batch_tokens, self.table, self.itl_hist,
+                    self._finished_in(pool, index), eager))
+                continue
             pool.replicas.append(Replica(
                 self.env, index, spec.role, cost, blocks, spec.kv_block_tokens, scheduler,
                 self.table, self.itl_hist, self._prefill_done_in(pool, index),
@@ -95,7 +111,8 @@ class Factory:
                     if lk.from_pool == source.spec.name and lk.to_pool == target.spec.name)
         kv_per_token = sc.model.kv_bytes_per_token(sc.precision.kv_bytes_per_value)
         for replica in target.replicas:
-            target.ingress.append(KVIngress(
+            link_type = KVLink if target.lazy else KVIngress
+            target.ingress.append(link_type(
                 self.env, replica, self.table, link.bandwidth_gbps * 1e9 / 8.0,
                 link.latency_us * 1e-6, link.transfer == "layerwise", kv_per_token,
                 sc.model.num_layers, self._release_prefill))
@@ -109,12 +126,42 @@ class Factory:
             self.table.decode_replica[request] = choice
             target.outstanding[choice] += 1
             target.ingress[choice].submit(request, last_step_s)
+            self._handed_on()
         return prefill_done
+
+    def _handed_on(self) -> None:
+        """Once every request has reached a decode link, decode replicas run to the end
+        eagerly, so the last completion happens on the clock."""
+        self._upstream -= 1
+        if self._upstream == 0 and self.decode is not None and self.decode.lazy:
+            for replica in self.decode.replicas:
+                replica.set_eager(draining=True)
+
+    def _finished_in(self, pool: Pool, index: int) -> Callable[[np.ndarray], None]:
+        def finished(rows: np.ndarray) -> None:
+            count = len(rows)
+            self.table.done[rows] = True
+            pool.outstanding[index] -= count
+            before = self.completed
+            self.completed += count
+            if self._waiters:
+                for request in rows.tolist():
+                    waiter = self._waiters.pop(request, None)
+                    if waiter is not None:
+                        waiter.succeed()
+            every = self._progress_every
+            if self._progress is not None and self.completed // every != before // every:
+                self._progress(self.completed, self.n)
+            if self.completed == self.n:
+                self.done.succeed()
+        return finished
 
     def _completed_in(self, pool: Pool, index: int) -> Callable[[int], None]:
         def completed(request: int) -> None:
             pool.outstanding[index] -= 1
             self.completed += 1
+            if pool is self.entry:
+                self._handed_on()
             waiter = self._waiters.pop(request, None)
             if waiter is not None:
                 waiter.succeed()
@@ -131,6 +178,10 @@ class Factory:
     def _choose(self, pool: Pool, request: int) -> int:
         if len(pool.replicas) == 1:
             return 0
+        if pool.lazy:
+            now = float(self.env.now)
+            for replica in pool.replicas:
+                replica.advance(now)
         view = RouterView(request, int(self.table.input_tokens[request]),
                           int(self.table.output_tokens[request]), pool.outstanding,
                           pool.free_blocks)

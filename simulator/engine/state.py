@@ -1,25 +1,30 @@
 """Per-request state as one numpy array per field (struct of arrays).
 
 A request is a row index. The engine never allocates an object per request or per token;
-it reads and writes these columns, often many rows at once.
+it reads and writes these columns, often many rows at once. The integer columns are rows of
+one 2-D array and the time columns rows of another, so a compiled kernel takes the whole
+table as two arguments (``ints``, ``times``) and indexes them with the row constants of
+``simulator.kernels.layout``; Python code uses the named columns, views of those rows.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["RequestTable"]
-
-_TIME_COLUMNS = (
-    "arrival_s",
-    "prefill_start_s",
-    "prefill_end_s",
-    "kv_transfer_start_s",
-    "kv_transfer_end_s",
-    "decode_start_s",
-    "first_token_s",
-    "last_token_s",
+from simulator.kernels.layout import (
+    N_TI,
+    TI_BLOCKS_DECODE,
+    TI_BLOCKS_FIRST,
+    TI_CACHED,
+    TI_GENERATED,
+    TI_INPUT,
+    TI_OUTPUT,
+    TI_PREEMPTIONS,
+    TI_TARGET,
+    TIME_COLUMNS,
 )
+
+__all__ = ["RequestTable"]
 
 
 class RequestTable:
@@ -29,35 +34,45 @@ class RequestTable:
     sampled so far (the first one comes out of prefill). Past its prompt a request keeps
     ``cached == input_tokens + generated - 1``. ``target`` is the context a request must
     have cached before it can decode: its prompt at first, and everything it had after a
-    preemption threw its KV away.
+    preemption threw its KV away. ``blocks_first`` and ``blocks_decode`` are the KV blocks
+    a request holds on its prefill (or aggregated) replica and on its decode replica:
+    during a transfer it holds both.
     """
 
     def __init__(self, arrival_s: np.ndarray, input_tokens: np.ndarray,
                  output_tokens: np.ndarray, tier: np.ndarray) -> None:
         n = len(input_tokens)
         self.n = n
-        self.input_tokens = np.asarray(input_tokens, dtype=np.int64)
-        self.output_tokens = np.asarray(output_tokens, dtype=np.int64)
+        self.ints = np.zeros((N_TI, n), dtype=np.int64)
+        self.times = np.full((len(TIME_COLUMNS), n), np.nan)
+        self.input_tokens = self.ints[TI_INPUT]
+        self.output_tokens = self.ints[TI_OUTPUT]
+        self.cached = self.ints[TI_CACHED]
+        self.target = self.ints[TI_TARGET]
+        self.generated = self.ints[TI_GENERATED]
+        self.blocks_first = self.ints[TI_BLOCKS_FIRST]
+        self.blocks_decode = self.ints[TI_BLOCKS_DECODE]
+        self.preemptions = self.ints[TI_PREEMPTIONS]
+        self.input_tokens[:] = input_tokens
+        self.output_tokens[:] = output_tokens
+        self.target[:] = input_tokens
+        for row, name in enumerate(TIME_COLUMNS):
+            setattr(self, name, self.times[row])
+        self.arrival_s[:] = arrival_s
         self.tier = np.asarray(tier, dtype=np.int8)
-        self.arrival_s = np.array(arrival_s, dtype=np.float64)
-        self.prefill_start_s = np.full(n, np.nan)
-        self.prefill_end_s = np.full(n, np.nan)
-        self.kv_transfer_start_s = np.full(n, np.nan)
-        self.kv_transfer_end_s = np.full(n, np.nan)
-        self.decode_start_s = np.full(n, np.nan)
-        self.first_token_s = np.full(n, np.nan)
-        self.last_token_s = np.full(n, np.nan)
-        self.cached = np.zeros(n, dtype=np.int64)
-        self.target = self.input_tokens.copy()
-        self.generated = np.zeros(n, dtype=np.int64)
-        self.preemptions = np.zeros(n, dtype=np.int32)
         self.prefill_replica = np.full(n, -1, dtype=np.int32)
         self.decode_replica = np.full(n, -1, dtype=np.int32)
-        # KV blocks a request holds on its prefill (or aggregated) replica and on its decode
-        # replica: during a transfer it holds both.
-        self.blocks_first = np.zeros(n, dtype=np.int64)
-        self.blocks_decode = np.zeros(n, dtype=np.int64)
         self.done = np.zeros(n, dtype=bool)
+
+    # Declared for type checkers; set as row views in __init__.
+    arrival_s: np.ndarray
+    prefill_start_s: np.ndarray
+    prefill_end_s: np.ndarray
+    kv_transfer_start_s: np.ndarray
+    kv_transfer_end_s: np.ndarray
+    decode_start_s: np.ndarray
+    first_token_s: np.ndarray
+    last_token_s: np.ndarray
 
     def columns(self) -> dict[str, np.ndarray]:
         """The per-request record, in the order the CSV writes it."""
@@ -66,7 +81,7 @@ class RequestTable:
             "tier": self.tier,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
-            **{name: getattr(self, name) for name in _TIME_COLUMNS},
+            **{name: getattr(self, name) for name in TIME_COLUMNS},
             "preemptions": self.preemptions,
             "prefill_replica": self.prefill_replica,
             "decode_replica": self.decode_replica,

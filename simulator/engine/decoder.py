@@ -1,0 +1,279 @@
+"""A disaggregated decode replica and the link that feeds it, run by the compiled kernel.
+
+A decode replica behind a KV link changes only when a transfer lands or a step ends, and a
+transfer's landing time is known when it starts. So it needs no SimPy event per step: the
+kernel (:func:`simulator.kernels.decode.decode_advance`) runs it forward to whatever time
+someone looks at it (a router, the link, the end of the run). It runs *eagerly*, with an
+event at every step boundary, only when something must react the moment a boundary passes:
+a link waiting for memory, closed-loop users waiting for answers, the last requests
+draining, or a run asked not to skip ahead. Both ways give identical results.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import simpy
+
+from simulator.engine.clock import Clock
+from simulator.engine.state import RequestTable
+from simulator.kernels import kv_transfer_s
+from simulator.kernels.decode import (
+    ST_BATCH_AREA,
+    ST_BUSY_S,
+    ST_ENERGY_J,
+    ST_FREE_BLOCKS,
+    ST_KV_AREA,
+    ST_PREEMPTIONS,
+    ST_Q_HEAD,
+    ST_Q_TAIL,
+    ST_STATUS,
+    ST_STEP_END_S,
+    ST_STEP_KIND,
+    ST_STEPS,
+    STATUS_FULL,
+    decode_advance,
+    kv_mark,
+    new_decode_state,
+)
+from simulator.kernels.layout import TI_BLOCKS_DECODE
+
+__all__ = ["DecodeReplica", "KVLink"]
+
+_INF = float("inf")
+
+
+class DecodeReplica:
+    """Continuous batching with paged KV on one decode replica, advanced lazily.
+
+    ``on_finished(rows)`` hears of completed requests (in the order they finished) as soon
+    as the replica is advanced past them; ``on_advanced`` is called after every advance
+    that processed a boundary while ``link_waiting`` is set.
+    """
+
+    role = "decode"
+
+    def __init__(self, env: Clock, index: int, cost: np.ndarray, kv_blocks: int,
+                 block_tokens: int, max_batch: int, max_batch_tokens: int,
+                 table: RequestTable, itl_hist: np.ndarray,
+                 on_finished: Callable[[np.ndarray], None], eager: bool) -> None:
+        self.env = env
+        self.index = index
+        self.cost = cost
+        self.kv_blocks_total = kv_blocks
+        self.block_tokens = block_tokens
+        self.table = table
+        self.itl_hist = itl_hist
+        self.on_finished = on_finished
+        self.on_advanced: Callable[[], None] | None = None
+        self.st = new_decode_state(kv_blocks, max_batch, block_tokens, max_batch_tokens)
+        self.slots = np.zeros(max_batch, dtype=np.int64)
+        self.q = np.zeros(64, dtype=np.int64)
+        self.qt = np.zeros(64)
+        self.rc = np.zeros(max(64, max_batch), dtype=np.int64)
+        self.done_rows = np.zeros(4 * max_batch, dtype=np.int64)
+        self.held = 0                 # requests given memory here and not yet finished
+        self.next_s = _INF            # the earliest time at which advancing changes anything
+        self.always_eager = eager
+        self.draining = False
+        self.link_waiting = False
+        self._wake: simpy.Event | None = None
+        self._wake_s = _INF
+
+    # ----- what the summary and the tests read
+    @property
+    def free_blocks(self) -> int:
+        self.advance(float(self.env.now))
+        return int(self.st[ST_FREE_BLOCKS])
+
+    def free_blocks_now(self) -> int:
+        return self.free_blocks
+
+    @property
+    def busy_s(self) -> float:
+        return float(self.st[ST_BUSY_S])
+
+    @property
+    def energy_j(self) -> float:
+        return float(self.st[ST_ENERGY_J])
+
+    @property
+    def batch_token_area(self) -> float:
+        return float(self.st[ST_BATCH_AREA])
+
+    @property
+    def steps(self) -> int:
+        return int(self.st[ST_STEPS])
+
+    @property
+    def preemptions(self) -> int:
+        return int(self.st[ST_PREEMPTIONS])
+
+    def kv_occupancy_mean(self, end_s: float) -> float:
+        self.advance(end_s)
+        kv_mark(self.st, end_s)
+        if end_s <= 0 or self.kv_blocks_total == 0:
+            return 0.0
+        return float(self.st[ST_KV_AREA]) / (end_s * self.kv_blocks_total)
+
+    # ----- what the link calls
+    def reserve(self, request: int, blocks: int) -> None:
+        """Memory for an incoming transfer, taken now (the replica is advanced to now)."""
+        kv_mark(self.st, float(self.env.now))
+        self.st[ST_FREE_BLOCKS] -= blocks
+        self.table.ints[TI_BLOCKS_DECODE, request] = blocks
+        self.held += 1
+        if self.held > len(self.rc):
+            self.rc = np.concatenate([self.rc, np.zeros(len(self.rc), dtype=np.int64)])
+
+    def push(self, request: int, lands_s: float) -> None:
+        """A transfer whose KV lands at ``lands_s``: the request joins the first step boundary
+        at or after it with a free batch slot."""
+        head, tail = int(self.st[ST_Q_HEAD]), int(self.st[ST_Q_TAIL])
+        if tail == len(self.q):
+            live = tail - head
+            size = len(self.q) * 2 if live > len(self.q) // 2 else len(self.q)
+            q, qt = np.zeros(size, dtype=np.int64), np.zeros(size)
+            q[:live], qt[:live] = self.q[head:tail], self.qt[head:tail]
+            self.q, self.qt = q, qt
+            head, tail = 0, live
+            self.st[ST_Q_HEAD] = 0
+        self.q[tail] = request
+        self.qt[tail] = lands_s
+        self.st[ST_Q_TAIL] = tail + 1
+        if head == tail and self.st[ST_STEP_KIND] == 0.0:
+            self.next_s = lands_s     # idle until it lands
+        self._schedule()
+
+    def set_eager(self, *, draining: bool | None = None, link_waiting: bool | None = None
+                  ) -> None:
+        if draining is not None:
+            self.draining = draining
+        if link_waiting is not None:
+            self.link_waiting = link_waiting
+        self._schedule()
+
+    # ----- running
+    def advance(self, now: float) -> None:
+        """Process every step boundary up to ``now``."""
+        if now < self.next_s:
+            return
+        st = self.st
+        table = self.table
+        while True:
+            count = decode_advance(self.cost, st, self.slots, self.q, self.qt, self.rc,
+                                   table.ints, table.times, self.itl_hist, self.done_rows, now)
+            if count:
+                self.held -= count
+                self.on_finished(self.done_rows[:count])
+            if st[ST_STATUS] != STATUS_FULL:
+                break
+        if st[ST_STEP_KIND] != 0.0:
+            self.next_s = float(st[ST_STEP_END_S])
+        elif st[ST_Q_HEAD] < st[ST_Q_TAIL]:
+            self.next_s = float(self.qt[int(st[ST_Q_HEAD])])
+        else:
+            self.next_s = _INF
+        if self.link_waiting and self.on_advanced is not None:
+            self.on_advanced()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """In eager mode, keep one wake-up pending at the next boundary."""
+        if not (self.always_eager or self.draining or self.link_waiting):
+            return
+        when = self.next_s
+        if when == _INF:
+            return
+        if self._wake is not None and self._wake_s == when:
+            return
+        wake = self.env.at(when)
+        wake.callbacks.append(self._woken)
+        self._wake = wake
+        self._wake_s = when
+
+    def _woken(self, event: simpy.Event) -> None:
+        if event is not self._wake:
+            return        # superseded by a wake-up for an earlier boundary
+        self._wake = None
+        self.advance(float(self.env.now))
+
+
+class KVLink:
+    """The receiving end of one link into a :class:`DecodeReplica`.
+
+    Transfers run one at a time in arrival order (NIXL-style pull): the head of the queue
+    starts as soon as the replica has room for its KV, which it then holds; the link is
+    busy until the KV lands, when the prefill replica's copy is released.
+    """
+
+    def __init__(self, env: Clock, replica: DecodeReplica, table: RequestTable,
+                 bandwidth_bytes_per_s: float, latency_s: float, layerwise: bool,
+                 kv_bytes_per_token: float, layers: int,
+                 release_source: Callable[[int], None]) -> None:
+        self.env = env
+        self.replica = replica
+        self.table = table
+        self.bandwidth_bytes_per_s = bandwidth_bytes_per_s
+        self.latency_s = latency_s
+        self.layerwise = layerwise
+        self.kv_bytes_per_token = kv_bytes_per_token
+        self.layers = float(layers)
+        self.release_source = release_source
+        self.queue: deque[tuple[int, float]] = deque()
+        self.sending = False
+        self.busy_s = 0.0
+        self.bytes_moved = 0.0
+        self.transfers = 0
+        replica.on_advanced = self.pump
+
+    def submit(self, request: int, overlap_s: float) -> None:
+        self.queue.append((request, overlap_s))
+        if not self.sending:
+            self.pump()
+
+    def pump(self) -> None:
+        """Start the head transfer if the link is free and the replica has room."""
+        if self.sending or not self.queue:
+            return
+        replica = self.replica
+        now = float(self.env.now)
+        replica.advance(now)
+        request, overlap_s = self.queue[0]
+        table = self.table
+        cached = int(table.cached[request])
+        need = -(-cached // replica.block_tokens)
+        if need > replica.st[ST_FREE_BLOCKS]:
+            if not replica.link_waiting:
+                replica.set_eager(link_waiting=True)
+            return
+        if replica.link_waiting:
+            replica.set_eager(link_waiting=False)
+        self.queue.popleft()
+        replica.reserve(request, need)
+        kv_bytes = cached * self.kv_bytes_per_token
+        duration_s = kv_transfer_s(kv_bytes, self.bandwidth_bytes_per_s, self.latency_s,
+                                   overlap_s, self.layers, self.layerwise)
+        event = self.env.timeout(duration_s, request)
+        lands_s = now + duration_s
+        # Everything about the landing is known now; the decode kernel reads it from the
+        # table when the request joins, which may be before this callback runs.
+        table.kv_transfer_start_s[request] = now
+        table.kv_transfer_end_s[request] = lands_s
+        table.first_token_s[request] = lands_s
+        table.last_token_s[request] = lands_s
+        table.generated[request] = 1
+        self.sending = True
+        self.busy_s += duration_s
+        self.bytes_moved += kv_bytes
+        self.transfers += 1
+        replica.push(request, lands_s)
+        event.callbacks.append(self._landed)
+
+    def _landed(self, event: Any) -> None:
+        self.sending = False
+        self.release_source(int(event.value))
+        self.pump()
