@@ -7,6 +7,7 @@ what the step costs, and waits that long. It never computes FLOPs or bytes itsel
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any
@@ -38,6 +39,7 @@ from simulator.policies.base import Scheduler, StepPlan
 __all__ = ["Replica"]
 
 _INF = float("inf")
+_NONE = np.zeros(0, dtype=np.int64)
 
 
 class Replica:
@@ -189,7 +191,8 @@ class Replica:
             self._kv_mark()
             self.free_blocks += held
             self.blocks[request] = 0
-            self._nudge(force=True)
+            if self.waiting or self._span is not None:   # only they wait on memory
+                self._nudge(force=True)
             if self.on_blocks_freed is not None:
                 self.on_blocks_freed()
 
@@ -241,7 +244,7 @@ class Replica:
         while self.ready and self.n_running < limit:
             request = self.ready.popleft()
             self._start_decoding(request)
-            if np.isnan(self.table.decode_start_s[request]):
+            if math.isnan(self.table.decode_start_s[request]):
                 self.table.decode_start_s[request] = self.env.now
 
     def _admit(self, request: int) -> None:
@@ -250,7 +253,7 @@ class Replica:
         self._kv_mark()
         self.free_blocks -= need
         self.blocks[request] += need
-        if np.isnan(self.table.prefill_start_s[request]):
+        if math.isnan(self.table.prefill_start_s[request]):
             self.table.prefill_start_s[request] = self.env.now
         self.prefilling.append(request)
 
@@ -311,7 +314,7 @@ class Replica:
     def _step(self, chunks: list[tuple[int, int]], decode: bool
               ) -> Generator[simpy.Event, Any, None]:
         table = self.table
-        dec = np.asarray(self.decoding if decode else [], dtype=np.int64)
+        dec = np.asarray(self.decoding, dtype=np.int64) if decode and self.decoding else _NONE
         n_dec = len(dec)
         new_tokens = n_dec
         pairs = float(self.kv_decoding_tokens + n_dec) if n_dec else 0.0

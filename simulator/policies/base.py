@@ -9,17 +9,14 @@ scenario by ``package.module:Class``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
 __all__ = ["ReplicaView", "Router", "RouterView", "Scheduler", "StepPlan", "admit_fcfs"]
 
 
-@dataclass(frozen=True)
-class StepPlan:
+class StepPlan(NamedTuple):
     """The next batch step of one replica.
 
     ``admit`` are waiting request ids to start now (they get KV blocks and a batch slot).
@@ -74,6 +71,15 @@ class RouterView:
     ``free_kv_blocks`` is worked out only if a router reads it.
     """
 
+    __slots__ = (
+        "_free",
+        "_free_kv_blocks",
+        "input_tokens",
+        "output_tokens",
+        "outstanding",
+        "request",
+    )
+
     def __init__(self, request: int, input_tokens: int, output_tokens: int,
                  outstanding: np.ndarray, free_kv_blocks: Callable[[], np.ndarray]) -> None:
         self.request = request
@@ -81,10 +87,13 @@ class RouterView:
         self.output_tokens = output_tokens
         self.outstanding = outstanding
         self._free_kv_blocks = free_kv_blocks
+        self._free: np.ndarray | None = None
 
-    @cached_property
+    @property
     def free_kv_blocks(self) -> np.ndarray:
-        return self._free_kv_blocks()
+        if self._free is None:
+            self._free = self._free_kv_blocks()
+        return self._free
 
 
 class Router(Protocol):

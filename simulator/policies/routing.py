@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from simulator.policies.base import RouterView
 
 __all__ = ["LeastOutstanding", "MostFreeKV", "RoundRobin"]
@@ -13,7 +11,7 @@ class LeastOutstanding:
     """Fewest requests queued, in transfer or running; ties go to the lowest index."""
 
     def choose(self, view: RouterView) -> int:
-        return int(np.argmin(view.outstanding))
+        return int(view.outstanding.argmin())
 
 
 class RoundRobin:
@@ -32,4 +30,4 @@ class MostFreeKV:
     """The replica with the most free KV blocks: balances memory rather than counts."""
 
     def choose(self, view: RouterView) -> int:
-        return int(np.argmax(view.free_kv_blocks))
+        return int(view.free_kv_blocks.argmax())
