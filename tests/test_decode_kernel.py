@@ -17,13 +17,12 @@ from simulator.kernels.decode import (
     ST_FREE_BLOCKS,
     ST_KV_AREA,
     ST_PREEMPTIONS,
-    ST_Q_TAIL,
     ST_STATUS,
     ST_STEPS,
     STATUS_FULL,
     decode_advance,
-    kv_mark,
     new_decode_state,
+    start_transfer,
 )
 from simulator.kernels.histogram import new_histogram
 
@@ -51,13 +50,10 @@ class Bench:
 
     def land(self, request: int, reserve_s: float, lands_s: float) -> None:
         need = -(-int(self.table.cached[request]) // self.block_tokens)
-        kv_mark(self.st, reserve_s)
-        self.st[ST_FREE_BLOCKS] -= need
-        self.table.blocks_decode[request] = need
-        self.table.last_token_s[request] = lands_s
-        tail = int(self.st[ST_Q_TAIL])
-        self.q[tail], self.qt[tail] = request, lands_s
-        self.st[ST_Q_TAIL] = tail + 1
+        landed = start_transfer(self.st, self.q, self.qt, self.table.ints, self.table.times,
+                                request, need, reserve_s, lands_s - reserve_s)
+        assert landed == lands_s
+        assert self.table.first_token_s[request] == self.table.kv_transfer_end_s[request] == landed
 
     def advance(self, until_s: float) -> None:
         while True:

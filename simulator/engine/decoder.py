@@ -38,8 +38,8 @@ from simulator.kernels.decode import (
     decode_advance,
     kv_mark,
     new_decode_state,
+    start_transfer,
 )
-from simulator.kernels.layout import TI_BLOCKS_DECODE
 
 __all__ = ["DecodeReplica", "KVLink"]
 
@@ -120,19 +120,12 @@ class DecodeReplica:
         return float(self.st[ST_KV_AREA]) / (end_s * self.kv_blocks_total)
 
     # ----- what the link calls
-    def reserve(self, request: int, blocks: int) -> None:
-        """Memory for an incoming transfer, taken now (the replica is advanced to now)."""
-        kv_mark(self.st, float(self.env.now))
-        self.st[ST_FREE_BLOCKS] -= blocks
-        self.table.ints[TI_BLOCKS_DECODE, request] = blocks
-        self.held += 1
-        if self.held > len(self.rc):
-            self.rc = np.concatenate([self.rc, np.zeros(len(self.rc), dtype=np.int64)])
-
-    def push(self, request: int, lands_s: float) -> None:
-        """A transfer whose KV lands at ``lands_s``: the request joins the first step boundary
-        at or after it with a free batch slot."""
-        head, tail = int(self.st[ST_Q_HEAD]), int(self.st[ST_Q_TAIL])
+    def start_transfer(self, request: int, blocks: int, duration_s: float) -> float:
+        """Take memory for a transfer starting now and queue the request to join when its
+        KV lands (the first step boundary at or after that with a free batch slot); return
+        the landing time. The replica must have been advanced to now."""
+        st = self.st
+        head, tail = int(st[ST_Q_HEAD]), int(st[ST_Q_TAIL])
         if tail == len(self.q):
             live = tail - head
             size = len(self.q) * 2 if live > len(self.q) // 2 else len(self.q)
@@ -140,13 +133,16 @@ class DecodeReplica:
             q[:live], qt[:live] = self.q[head:tail], self.qt[head:tail]
             self.q, self.qt = q, qt
             head, tail = 0, live
-            self.st[ST_Q_HEAD] = 0
-        self.q[tail] = request
-        self.qt[tail] = lands_s
-        self.st[ST_Q_TAIL] = tail + 1
-        if head == tail and self.st[ST_STEP_KIND] == 0.0:
+            st[ST_Q_HEAD], st[ST_Q_TAIL] = 0, live
+        self.held += 1
+        if self.held > len(self.rc):
+            self.rc = np.concatenate([self.rc, np.zeros(len(self.rc), dtype=np.int64)])
+        lands_s = start_transfer(st, self.q, self.qt, self.table.ints, self.table.times,
+                                 request, blocks, float(self.env.now), duration_s)
+        if head == tail and st[ST_STEP_KIND] == 0.0:
             self.next_s = lands_s     # idle until it lands
-        self._schedule()
+            self._schedule()
+        return lands_s
 
     def set_eager(self, *, draining: bool | None = None, link_waiting: bool | None = None
                   ) -> None:
@@ -241,10 +237,10 @@ class KVLink:
             return
         replica = self.replica
         now = float(self.env.now)
-        replica.advance(now)
+        if now >= replica.next_s:
+            replica.advance(now)
         request, overlap_s = self.queue[0]
-        table = self.table
-        cached = int(table.cached[request])
+        cached = int(self.table.cached[request])
         need = -(-cached // replica.block_tokens)
         if need > replica.st[ST_FREE_BLOCKS]:
             if not replica.link_waiting:
@@ -253,25 +249,15 @@ class KVLink:
         if replica.link_waiting:
             replica.set_eager(link_waiting=False)
         self.queue.popleft()
-        replica.reserve(request, need)
         kv_bytes = cached * self.kv_bytes_per_token
         duration_s = kv_transfer_s(kv_bytes, self.bandwidth_bytes_per_s, self.latency_s,
                                    overlap_s, self.layers, self.layerwise)
-        event = self.env.timeout(duration_s, request)
-        lands_s = now + duration_s
-        # Everything about the landing is known now; the decode kernel reads it from the
-        # table when the request joins, which may be before this callback runs.
-        table.kv_transfer_start_s[request] = now
-        table.kv_transfer_end_s[request] = lands_s
-        table.first_token_s[request] = lands_s
-        table.last_token_s[request] = lands_s
-        table.generated[request] = 1
+        replica.start_transfer(request, need, duration_s)
         self.sending = True
         self.busy_s += duration_s
         self.bytes_moved += kv_bytes
         self.transfers += 1
-        replica.push(request, lands_s)
-        event.callbacks.append(self._landed)
+        self.env.timeout(duration_s, request).callbacks.append(self._landed)
 
     def _landed(self, event: Any) -> None:
         self.sending = False

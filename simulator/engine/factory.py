@@ -181,7 +181,8 @@ class Factory:
         if pool.lazy:
             now = float(self.env.now)
             for replica in pool.replicas:
-                replica.advance(now)
+                if now >= replica.next_s:
+                    replica.advance(now)
         view = RouterView(request, int(self.table.input_tokens[request]),
                           int(self.table.output_tokens[request]), pool.outstanding,
                           pool.free_blocks)

@@ -240,6 +240,8 @@ class Replica:
             self._wake = None
 
     def _admit_ready(self) -> None:
+        if not self.ready:
+            return
         limit = self.max_batch if self.max_batch is not None else len(self.ready) + self.n_running
         while self.ready and self.n_running < limit:
             request = self.ready.popleft()

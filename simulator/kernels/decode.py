@@ -31,6 +31,9 @@ from numba import njit
 from simulator.kernels.histogram import HIST_BINS_PER_DECADE, HIST_LO_LOG10, histogram_add
 from simulator.kernels.layout import (
     TF_DECODE_START,
+    TF_FIRST_TOKEN,
+    TF_KV_TRANSFER_END,
+    TF_KV_TRANSFER_START,
     TF_LAST_TOKEN,
     TI_BLOCKS_DECODE,
     TI_CACHED,
@@ -90,6 +93,33 @@ def kv_mark(st: np.ndarray, t: float) -> None:
     """Bring the block-seconds integral up to ``t`` before the number of used blocks changes."""
     st[ST_KV_AREA] += (st[ST_TOTAL_BLOCKS] - st[ST_FREE_BLOCKS]) * (t - st[ST_KV_MARK_S])
     st[ST_KV_MARK_S] = t
+
+
+@njit(cache=True)
+def start_transfer(st: np.ndarray, q: np.ndarray, qt: np.ndarray, ints: np.ndarray,
+                   times: np.ndarray, request: int, blocks: int, now_s: float,
+                   duration_s: float) -> float:
+    """A transfer into the replica starts now: take its blocks, queue it to join when it
+    lands, and stamp what its landing decides; return the landing time.
+
+    The queue must have room (the engine grows it). Everything about the landing is known
+    at the start, so the request's first token is stamped now: the kernel may read it
+    when the request joins, before the engine hears that the transfer ended.
+    """
+    kv_mark(st, now_s)
+    st[ST_FREE_BLOCKS] -= blocks
+    ints[TI_BLOCKS_DECODE, request] = blocks
+    lands_s = now_s + duration_s
+    tail = int(st[ST_Q_TAIL])
+    q[tail] = request
+    qt[tail] = lands_s
+    st[ST_Q_TAIL] = tail + 1
+    ints[TI_GENERATED, request] = 1
+    times[TF_KV_TRANSFER_START, request] = now_s
+    times[TF_KV_TRANSFER_END, request] = lands_s
+    times[TF_FIRST_TOKEN, request] = lands_s
+    times[TF_LAST_TOKEN, request] = lands_s
+    return lands_s
 
 
 @njit(cache=True)
