@@ -10,7 +10,9 @@ from test_kernels import gpu_dense, lpu_dense
 
 from simulator.engine.state import RequestTable
 from simulator.kernels import step_cost
-from simulator.kernels.decode import (
+from simulator.kernels.decode import decode_advance, start_transfer
+from simulator.kernels.histogram import new_histogram
+from simulator.kernels.replica_state import (
     ST_BATCH_AREA,
     ST_BUSY_S,
     ST_ENERGY_J,
@@ -20,11 +22,8 @@ from simulator.kernels.decode import (
     ST_STATUS,
     ST_STEPS,
     STATUS_FULL,
-    decode_advance,
-    new_decode_state,
-    start_transfer,
+    new_replica_state,
 )
-from simulator.kernels.histogram import new_histogram
 
 
 class Bench:
@@ -39,7 +38,7 @@ class Bench:
         self.table.generated[:] = 1
         self.p = p
         self.block_tokens = block_tokens
-        self.st = new_decode_state(blocks, max_batch, block_tokens, 4096)
+        self.st = new_replica_state(blocks, max_batch, block_tokens, 4096)
         self.slots = np.zeros(max_batch, dtype=np.int64)
         self.q = np.zeros(n, dtype=np.int64)
         self.qt = np.zeros(n)

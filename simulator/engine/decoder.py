@@ -21,7 +21,8 @@ import simpy
 from simulator.engine.clock import Clock
 from simulator.engine.state import RequestTable
 from simulator.kernels import kv_transfer_s
-from simulator.kernels.decode import (
+from simulator.kernels.decode import decode_advance, start_transfer
+from simulator.kernels.replica_state import (
     ST_BATCH_AREA,
     ST_BUSY_S,
     ST_ENERGY_J,
@@ -35,10 +36,8 @@ from simulator.kernels.decode import (
     ST_STEP_KIND,
     ST_STEPS,
     STATUS_FULL,
-    decode_advance,
     kv_mark,
-    new_decode_state,
-    start_transfer,
+    new_replica_state,
 )
 
 __all__ = ["DecodeReplica", "KVLink"]
@@ -69,7 +68,7 @@ class DecodeReplica:
         self.itl_hist = itl_hist
         self.on_finished = on_finished
         self.on_advanced: Callable[[], None] | None = None
-        self.st = new_decode_state(kv_blocks, max_batch, block_tokens, max_batch_tokens)
+        self.st = new_replica_state(kv_blocks, max_batch, block_tokens, max_batch_tokens)
         self.slots = np.zeros(max_batch, dtype=np.int64)
         self.q = np.zeros(64, dtype=np.int64)
         self.qt = np.zeros(64)
