@@ -16,36 +16,26 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import simpy
 
 from simulator.engine.clock import Clock
+from simulator.engine.compiled import INF, CompiledReplica
 from simulator.engine.state import RequestTable
 from simulator.kernels import kv_transfer_s
 from simulator.kernels.decode import decode_advance, start_transfer
 from simulator.kernels.replica_state import (
-    ST_BATCH_AREA,
-    ST_BUSY_S,
-    ST_ENERGY_J,
     ST_FREE_BLOCKS,
-    ST_KV_AREA,
-    ST_PREEMPTIONS,
     ST_Q_HEAD,
     ST_Q_TAIL,
     ST_STATUS,
     ST_STEP_END_S,
     ST_STEP_KIND,
-    ST_STEPS,
     STATUS_FULL,
-    kv_mark,
-    new_replica_state,
 )
 
 __all__ = ["DecodeReplica", "KVLink"]
 
-_INF = float("inf")
 
-
-class DecodeReplica:
+class DecodeReplica(CompiledReplica):
     """Continuous batching with paged KV on one decode replica, advanced lazily.
 
     ``on_finished(rows)`` hears of completed requests (in the order they finished) as soon
@@ -59,64 +49,21 @@ class DecodeReplica:
                  block_tokens: int, max_batch: int, max_batch_tokens: int,
                  table: RequestTable, itl_hist: np.ndarray,
                  on_finished: Callable[[np.ndarray], None], eager: bool) -> None:
-        self.env = env
-        self.index = index
-        self.cost = cost
-        self.kv_blocks_total = kv_blocks
-        self.block_tokens = block_tokens
-        self.table = table
+        super().__init__(env, index, cost, kv_blocks, block_tokens, max_batch,
+                         max_batch_tokens, table)
         self.itl_hist = itl_hist
         self.on_finished = on_finished
         self.on_advanced: Callable[[], None] | None = None
-        self.st = new_replica_state(kv_blocks, max_batch, block_tokens, max_batch_tokens)
         self.slots = np.zeros(max_batch, dtype=np.int64)
-        self.q = np.zeros(64, dtype=np.int64)
-        self.qt = np.zeros(64)
         self.rc = np.zeros(max(64, max_batch), dtype=np.int64)
         self.done_rows = np.zeros(4 * max_batch, dtype=np.int64)
         self.held = 0                 # requests given memory here and not yet finished
-        self.next_s = _INF            # the earliest time at which advancing changes anything
         self.always_eager = eager
         self.draining = False
         self.link_waiting = False
-        self._wake: simpy.Event | None = None
-        self._wake_s = _INF
 
-    # ----- what the summary and the tests read
-    @property
-    def free_blocks(self) -> int:
-        self.advance(float(self.env.now))
-        return int(self.st[ST_FREE_BLOCKS])
-
-    def free_blocks_now(self) -> int:
-        return self.free_blocks
-
-    @property
-    def busy_s(self) -> float:
-        return float(self.st[ST_BUSY_S])
-
-    @property
-    def energy_j(self) -> float:
-        return float(self.st[ST_ENERGY_J])
-
-    @property
-    def batch_token_area(self) -> float:
-        return float(self.st[ST_BATCH_AREA])
-
-    @property
-    def steps(self) -> int:
-        return int(self.st[ST_STEPS])
-
-    @property
-    def preemptions(self) -> int:
-        return int(self.st[ST_PREEMPTIONS])
-
-    def kv_occupancy_mean(self, end_s: float) -> float:
-        self.advance(end_s)
-        kv_mark(self.st, end_s)
-        if end_s <= 0 or self.kv_blocks_total == 0:
-            return 0.0
-        return float(self.st[ST_KV_AREA]) / (end_s * self.kv_blocks_total)
+    def _eager(self) -> bool:
+        return self.always_eager or self.draining or self.link_waiting
 
     # ----- what the link calls
     def start_transfer(self, request: int, blocks: int, duration_s: float) -> float:
@@ -124,15 +71,7 @@ class DecodeReplica:
         KV lands (the first step boundary at or after that with a free batch slot); return
         the landing time. The replica must have been advanced to now."""
         st = self.st
-        head, tail = int(st[ST_Q_HEAD]), int(st[ST_Q_TAIL])
-        if tail == len(self.q):
-            live = tail - head
-            size = len(self.q) * 2 if live > len(self.q) // 2 else len(self.q)
-            q, qt = np.zeros(size, dtype=np.int64), np.zeros(size)
-            q[:live], qt[:live] = self.q[head:tail], self.qt[head:tail]
-            self.q, self.qt = q, qt
-            head, tail = 0, live
-            st[ST_Q_HEAD], st[ST_Q_TAIL] = 0, live
+        head, tail = self._queue_room()
         self.held += 1
         if self.held > len(self.rc):
             self.rc = np.concatenate([self.rc, np.zeros(len(self.rc), dtype=np.int64)])
@@ -171,30 +110,10 @@ class DecodeReplica:
         elif st[ST_Q_HEAD] < st[ST_Q_TAIL]:
             self.next_s = float(self.qt[int(st[ST_Q_HEAD])])
         else:
-            self.next_s = _INF
+            self.next_s = INF
         if self.link_waiting and self.on_advanced is not None:
             self.on_advanced()
         self._schedule()
-
-    def _schedule(self) -> None:
-        """In eager mode, keep one wake-up pending at the next boundary."""
-        if not (self.always_eager or self.draining or self.link_waiting):
-            return
-        when = self.next_s
-        if when == _INF:
-            return
-        if self._wake is not None and self._wake_s == when:
-            return
-        wake = self.env.at(when)
-        wake.callbacks.append(self._woken)
-        self._wake = wake
-        self._wake_s = when
-
-    def _woken(self, event: simpy.Event) -> None:
-        if event is not self._wake:
-            return        # superseded by a wake-up for an earlier boundary
-        self._wake = None
-        self.advance(float(self.env.now))
 
 
 class KVLink:

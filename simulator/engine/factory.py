@@ -17,11 +17,12 @@ from simulator.config.scenario import PoolSpec, Scenario
 from simulator.costs import replica_cost_vector
 from simulator.engine.clock import Clock
 from simulator.engine.decoder import DecodeReplica, KVLink
+from simulator.engine.prefiller import PrefillReplica
 from simulator.engine.replica import Replica
 from simulator.engine.state import RequestTable
 from simulator.engine.transfer import KVIngress
 from simulator.kernels import new_histogram
-from simulator.policies import ContinuousBatching, RouterView, build_policy
+from simulator.policies import ChunkedPrefill, ContinuousBatching, RouterView, build_policy
 from simulator.workload import Requests
 
 __all__ = ["Factory", "Pool"]
@@ -99,6 +100,14 @@ class Factory:
                     scheduler.max_batch_tokens, self.table, self.itl_hist,
                     self._finished_in(pool, index), eager))
                 continue
+            if spec.role == "prefill" and type(scheduler) in (ChunkedPrefill, ContinuousBatching):
+                # the compiled prefill replica implements exactly these policies
+                pool.replicas.append(PrefillReplica(
+                    self.env, index, cost, blocks, spec.kv_block_tokens, scheduler.max_batch,
+                    scheduler.max_batch_tokens, type(scheduler) is ContinuousBatching,
+                    self.table, self._prefill_done_in(pool, index),
+                    self._finished_in(pool, index)))
+                continue
             pool.replicas.append(Replica(
                 self.env, index, spec.role, cost, blocks, spec.kv_block_tokens, scheduler,
                 self.table, self.itl_hist, self._prefill_done_in(pool, index),
@@ -129,10 +138,10 @@ class Factory:
             self._handed_on()
         return prefill_done
 
-    def _handed_on(self) -> None:
+    def _handed_on(self, count: int = 1) -> None:
         """Once every request has reached a decode link, decode replicas run to the end
         eagerly, so the last completion happens on the clock."""
-        self._upstream -= 1
+        self._upstream -= count
         if self._upstream == 0 and self.decode is not None and self.decode.lazy:
             for replica in self.decode.replicas:
                 replica.set_eager(draining=True)
@@ -142,6 +151,8 @@ class Factory:
             count = len(rows)
             self.table.done[rows] = True
             pool.outstanding[index] -= count
+            if pool is self.entry:
+                self._handed_on(count)
             before = self.completed
             self.completed += count
             if self._waiters:

@@ -25,6 +25,8 @@ TIME_COLUMNS = (
     "first_token_s",
     "last_token_s",
 )
+TF_PREFILL_START = TIME_COLUMNS.index("prefill_start_s")
+TF_PREFILL_END = TIME_COLUMNS.index("prefill_end_s")
 TF_KV_TRANSFER_START = TIME_COLUMNS.index("kv_transfer_start_s")
 TF_KV_TRANSFER_END = TIME_COLUMNS.index("kv_transfer_end_s")
 TF_DECODE_START = TIME_COLUMNS.index("decode_start_s")

@@ -1,0 +1,100 @@
+"""A prefill replica of a disaggregated pool, stepped by the compiled prefill kernel.
+
+It runs the built-in batch policies (chunked prefill, or continuous batching's whole
+prompts) on a replica that only ever prefills, with one SimPy wake-up per step instead of
+a generator resuming and a policy object planning each step in Python. Finished prompts are
+handed on at the boundary where they finish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from simulator.engine.clock import Clock
+from simulator.engine.compiled import INF, CompiledReplica
+from simulator.engine.state import RequestTable
+from simulator.kernels.layout import TI_BLOCKS_FIRST
+from simulator.kernels.prefill import prefill_advance
+from simulator.kernels.replica_state import (
+    ST_FREE_BLOCKS,
+    ST_LAST_STEP_S,
+    ST_Q_HEAD,
+    ST_Q_TAIL,
+    ST_STATUS,
+    ST_STEP_END_S,
+    ST_STEP_KIND,
+    ST_WHOLE_PROMPTS,
+    STATUS_OUTPUT,
+    kv_mark,
+)
+
+__all__ = ["PrefillReplica"]
+
+
+class PrefillReplica(CompiledReplica):
+    """``on_prefill_done(request, last_step_s)`` takes each prompt that needs decoding;
+    ``on_finished(rows)`` hears of requests whose only token came out of prefill."""
+
+    role = "prefill"
+
+    def __init__(self, env: Clock, index: int, cost: np.ndarray, kv_blocks: int,
+                 block_tokens: int, max_batch: int, max_batch_tokens: int,
+                 whole_prompts: bool, table: RequestTable,
+                 on_prefill_done: Callable[[int, float], None],
+                 on_finished: Callable[[np.ndarray], None]) -> None:
+        super().__init__(env, index, cost, kv_blocks, block_tokens, max_batch,
+                         max_batch_tokens, table)
+        self.st[ST_WHOLE_PROMPTS] = 1.0 if whole_prompts else 0.0
+        self.admitted = np.zeros(max_batch, dtype=np.int64)
+        self.takes = np.zeros(max_batch, dtype=np.int64)
+        self.out = np.zeros(max_batch, dtype=np.int64)
+        self.on_prefill_done = on_prefill_done
+        self.on_finished = on_finished
+
+    def enqueue(self, request: int) -> None:
+        """A request arrives: it waits in line for memory and a batch slot."""
+        _, tail = self._queue_room()
+        self.q[tail] = request
+        self.st[ST_Q_TAIL] = tail + 1
+        now = float(self.env.now)
+        if now >= self.next_s:
+            self.advance(now)
+        if self.st[ST_STEP_KIND] == 0.0:   # idle: it may start at once
+            self.next_s = now
+            self.advance(now)
+
+    def release(self, request: int) -> None:
+        """The request's KV has left for its decode replica: free its blocks here."""
+        now = float(self.env.now)
+        if now >= self.next_s:
+            self.advance(now)
+        ints = self.table.ints
+        kv_mark(self.st, now)
+        self.st[ST_FREE_BLOCKS] += ints[TI_BLOCKS_FIRST, request]
+        ints[TI_BLOCKS_FIRST, request] = 0
+        if self.st[ST_STEP_KIND] == 0.0 and self.st[ST_Q_HEAD] < self.st[ST_Q_TAIL]:
+            self.next_s = now       # a waiting request may fit now
+            self.advance(now)
+
+    def advance(self, now: float) -> None:
+        """Process step boundaries up to ``now``, handing on prompts as they finish."""
+        if now < self.next_s:
+            return
+        st = self.st
+        table = self.table
+        while True:
+            count = prefill_advance(self.cost, st, self.q, self.admitted, self.takes,
+                                    table.ints, table.times, self.out, now)
+            if st[ST_STATUS] != STATUS_OUTPUT:
+                break
+            step_s = float(st[ST_LAST_STEP_S])   # the step that finished them
+            output = table.output_tokens
+            for request in self.out[:count].tolist():
+                if output[request] > 1:
+                    self.on_prefill_done(request, step_s)
+                else:
+                    self.on_finished(np.array([request], dtype=np.int64))
+        self.next_s = float(st[ST_STEP_END_S]) if st[ST_STEP_KIND] != 0.0 else INF
+        self._schedule()
