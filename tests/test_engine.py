@@ -17,7 +17,7 @@ from simulator.costs import decode_step_s
 from simulator.engine.factory import Factory
 from simulator.hardware import load_profile
 from simulator.models import load_model
-from simulator.policies import ContinuousBatching
+from simulator.policies import ChunkedPrefill, ContinuousBatching
 from simulator.workload import generate
 
 
@@ -269,8 +269,12 @@ def test_trace_replay_keeps_timestamps_and_lengths(make_scenario):
 
 
 class PythonContinuous(ContinuousBatching):
-    """The built-in policy under another name, which sends a decode pool down the
-    general Python replica instead of the compiled one."""
+    """The built-in policy under another name, which sends a pool down the general Python
+    replica instead of the compiled one."""
+
+
+class PythonChunkedPrefill(ChunkedPrefill):
+    """As above, for chunked prefill."""
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=FIXTURE_OK)
@@ -288,6 +292,26 @@ def test_compiled_decode_replica_matches_the_python_replica(make_scenario, param
     data["pools"][1]["scheduler"]["policy"] = "test_engine:PythonContinuous"
     python = simulate(make_scenario(data))
     assert compiled.summary["preemptions"] == python.summary["preemptions"] == 0
+    for name in compiled.requests:
+        np.testing.assert_array_equal(compiled.requests[name], python.requests[name])
+    ours, ours_kv = _without_kv_occupancy(dict(compiled.summary, scenario=None))
+    theirs, theirs_kv = _without_kv_occupancy(dict(python.summary, scenario=None))
+    assert ours == theirs
+    np.testing.assert_allclose(ours_kv, theirs_kv, rtol=1e-9)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(params=scenarios)
+def test_compiled_prefill_replica_matches_the_python_replica(make_scenario, params):
+    params = dict(params, disaggregated=True)
+    data = _build(params)
+    prefill = data["pools"][0]["scheduler"]
+    prefill.update(policy=params["policy"], max_batch=params["max_batch"])
+    compiled = simulate(make_scenario(data))
+    python_policy = {"continuous": "test_engine:PythonContinuous",
+                     "chunked_prefill": "test_engine:PythonChunkedPrefill"}
+    prefill["policy"] = python_policy[params["policy"]]
+    python = simulate(make_scenario(data))
     for name in compiled.requests:
         np.testing.assert_array_equal(compiled.requests[name], python.requests[name])
     ours, ours_kv = _without_kv_occupancy(dict(compiled.summary, scenario=None))
