@@ -48,15 +48,12 @@ class CompiledReplica:
         self.q = np.zeros(64, dtype=np.int64)
         self.qt = np.zeros(64)
         self.next_s = INF            # the earliest time at which advancing changes anything
+        self.eager = True            # keep a wake-up pending at the next boundary
         self._wake: simpy.Event | None = None
         self._wake_s = INF
 
     def advance(self, now: float) -> None:
         raise NotImplementedError
-
-    def _eager(self) -> bool:
-        """Whether a wake-up must be pending at the next boundary."""
-        return True
 
     # ----- what the summary, the routers and the tests read
     @property
@@ -113,7 +110,7 @@ class CompiledReplica:
     def _schedule(self) -> None:
         """When eager, keep one wake-up pending at the next boundary."""
         when = self.next_s
-        if when == INF or not self._eager():
+        if when == INF or not self.eager:
             return
         if self._wake is not None and self._wake_s == when:
             return

@@ -61,9 +61,7 @@ class DecodeReplica(CompiledReplica):
         self.always_eager = eager
         self.draining = False
         self.link_waiting = False
-
-    def _eager(self) -> bool:
-        return self.always_eager or self.draining or self.link_waiting
+        self.eager = eager
 
     # ----- what the link calls
     def start_transfer(self, request: int, blocks: int, duration_s: float) -> float:
@@ -88,6 +86,7 @@ class DecodeReplica(CompiledReplica):
             self.draining = draining
         if link_waiting is not None:
             self.link_waiting = link_waiting
+        self.eager = self.always_eager or self.draining or self.link_waiting
         self._schedule()
 
     # ----- running
@@ -113,7 +112,8 @@ class DecodeReplica(CompiledReplica):
             self.next_s = INF
         if self.link_waiting and self.on_advanced is not None:
             self.on_advanced()
-        self._schedule()
+        if self.eager:
+            self._schedule()
 
 
 class KVLink:
