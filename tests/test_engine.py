@@ -17,7 +17,7 @@ from simulator.costs import decode_step_s
 from simulator.engine.factory import Factory
 from simulator.hardware import load_profile
 from simulator.models import load_model
-from simulator.policies import ChunkedPrefill, ContinuousBatching
+from simulator.policies import ChunkedPrefill, ContinuousBatching, RouterView
 from simulator.workload import generate
 
 
@@ -318,3 +318,20 @@ def test_compiled_prefill_replica_matches_the_python_replica(make_scenario, para
     theirs, theirs_kv = _without_kv_occupancy(dict(python.summary, scenario=None))
     assert ours == theirs
     np.testing.assert_allclose(ours_kv, theirs_kv, rtol=1e-9)
+
+
+class LongPromptsLast:
+    """A user router: prompts over 1,000 tokens to the last replica, the rest to the first."""
+
+    def choose(self, view: RouterView) -> int:
+        assert view.output_tokens >= 1 and len(view.free_kv_blocks) == len(view.outstanding)
+        return len(view.outstanding) - 1 if view.input_tokens > 1000 else 0
+
+
+def test_a_user_router_sees_each_requests_lengths(make_scenario):
+    data = disaggregated(replicas=3)
+    data["router"] = {"policy": "test_engine:LongPromptsLast"}
+    r = simulate(make_scenario(data)).requests
+    long = r.input_tokens > 1000
+    assert long.any() and (~long).any()
+    assert (r.prefill_replica[long] == 2).all() and (r.prefill_replica[~long] == 0).all()

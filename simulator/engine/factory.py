@@ -194,9 +194,8 @@ class Factory:
             for replica in pool.replicas:
                 if now >= replica.next_s:
                     replica.advance(now)
-        view = RouterView(request, int(self.table.input_tokens[request]),
-                          int(self.table.output_tokens[request]), pool.outstanding,
-                          pool.free_blocks)
+        view = RouterView(request, self.table.input_tokens, self.table.output_tokens,
+                          pool.outstanding, pool.free_blocks)
         return int(pool.router.choose(view))
 
     def _route(self, request: int) -> None:
@@ -207,9 +206,8 @@ class Factory:
 
     def _open_arrivals(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
-        arrival_s = self.table.arrival_s
-        for request in range(self.n):
-            delay = arrival_s[request] - env.now
+        for request, at_s in enumerate(self.table.arrival_s.tolist()):
+            delay = at_s - env.now
             if delay > 0:
                 yield env.timeout(delay)
             self._route(request)

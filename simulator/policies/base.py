@@ -68,26 +68,35 @@ class RouterView:
     """Per-replica load of one pool, for choosing where a request goes.
 
     ``outstanding`` counts requests queued, in transfer or running, per replica;
-    ``free_kv_blocks`` is worked out only if a router reads it.
+    ``free_kv_blocks`` is worked out only if a router reads it. ``input_tokens`` and
+    ``output_tokens`` are the request's lengths (read from the run's per-request columns).
     """
 
     __slots__ = (
         "_free",
         "_free_kv_blocks",
-        "input_tokens",
-        "output_tokens",
+        "_inputs",
+        "_outputs",
         "outstanding",
         "request",
     )
 
-    def __init__(self, request: int, input_tokens: int, output_tokens: int,
+    def __init__(self, request: int, inputs: np.ndarray, outputs: np.ndarray,
                  outstanding: np.ndarray, free_kv_blocks: Callable[[], np.ndarray]) -> None:
         self.request = request
-        self.input_tokens = input_tokens
-        self.output_tokens = output_tokens
+        self._inputs = inputs
+        self._outputs = outputs
         self.outstanding = outstanding
         self._free_kv_blocks = free_kv_blocks
         self._free: np.ndarray | None = None
+
+    @property
+    def input_tokens(self) -> int:
+        return int(self._inputs[self.request])
+
+    @property
+    def output_tokens(self) -> int:
+        return int(self._outputs[self.request])
 
     @property
     def free_kv_blocks(self) -> np.ndarray:
