@@ -15,19 +15,13 @@ import numpy as np
 from simulator.engine.clock import Clock
 from simulator.engine.compiled import INF, CompiledReplica
 from simulator.engine.state import RequestTable
-from simulator.kernels.layout import TI_BLOCKS_FIRST
-from simulator.kernels.prefill import prefill_advance
+from simulator.kernels.prefill import prefill_advance, release_blocks
 from simulator.kernels.replica_state import (
-    ST_FREE_BLOCKS,
     ST_LAST_STEP_S,
-    ST_Q_HEAD,
     ST_Q_TAIL,
-    ST_STATUS,
     ST_STEP_END_S,
     ST_STEP_KIND,
     ST_WHOLE_PROMPTS,
-    STATUS_OUTPUT,
-    kv_mark,
 )
 
 __all__ = ["PrefillReplica"]
@@ -70,11 +64,7 @@ class PrefillReplica(CompiledReplica):
         now = float(self.env.now)
         if now >= self.next_s:
             self.advance(now)
-        ints = self.table.ints
-        kv_mark(self.st, now)
-        self.st[ST_FREE_BLOCKS] += ints[TI_BLOCKS_FIRST, request]
-        ints[TI_BLOCKS_FIRST, request] = 0
-        if self.st[ST_STEP_KIND] == 0.0 and self.st[ST_Q_HEAD] < self.st[ST_Q_TAIL]:
+        if release_blocks(self.st, self.table.ints, request, now):
             self.next_s = now       # a waiting request may fit now
             self.advance(now)
 
@@ -87,14 +77,13 @@ class PrefillReplica(CompiledReplica):
         while True:
             count = prefill_advance(self.cost, st, self.q, self.admitted, self.takes,
                                     table.ints, table.times, self.out, now)
-            if st[ST_STATUS] != STATUS_OUTPUT:
+            if not count:
                 break
             step_s = float(st[ST_LAST_STEP_S])   # the step that finished them
-            output = table.output_tokens
             for request in self.out[:count].tolist():
-                if output[request] > 1:
+                if request >= 0:
                     self.on_prefill_done(request, step_s)
                 else:
-                    self.on_finished(np.array([request], dtype=np.int64))
+                    self.on_finished(np.array([-request - 1], dtype=np.int64))
         self.next_s = float(st[ST_STEP_END_S]) if st[ST_STEP_KIND] != 0.0 else INF
         self._schedule()

@@ -9,7 +9,9 @@ every boundary; the kernel does all the work between wake-ups in one call.
 Arrays: ``st`` (``ST_*`` slots of :mod:`simulator.kernels.replica_state`), ``q`` (arrived
 requests waiting, ``q[head:tail]``), ``admitted`` (prompts holding memory, in admission
 order), ``takes`` (tokens each admitted prompt gets in the step in progress) and the request
-table's ``ints``/``times`` rows. Prompts finished at a boundary are listed in ``out``.
+table's ``ints``/``times`` rows. Prompts finished at a boundary are listed in ``out``:
+``r`` for one to hand on to decode, ``-r - 1`` for one whose only token came out of
+prefill, which is done.
 """
 
 from __future__ import annotations
@@ -56,6 +58,16 @@ from simulator.kernels.step import step_cost
 
 
 @njit(cache=True)
+def release_blocks(st: np.ndarray, ints: np.ndarray, request: int, now_s: float) -> bool:
+    """The request's KV left for decode: free its blocks; return whether an idle replica
+    has requests waiting that might now fit."""
+    kv_mark(st, now_s)
+    st[ST_FREE_BLOCKS] += ints[TI_BLOCKS_FIRST, request]
+    ints[TI_BLOCKS_FIRST, request] = 0
+    return st[ST_STEP_KIND] == 0.0 and st[ST_Q_HEAD] < st[ST_Q_TAIL]
+
+
+@njit(cache=True)
 def _finish_step(st: np.ndarray, admitted: np.ndarray, takes: np.ndarray, ints: np.ndarray,
                  times: np.ndarray, out: np.ndarray) -> int:
     """Close the step in progress; list the prompts it finished in ``out``."""
@@ -78,6 +90,7 @@ def _finish_step(st: np.ndarray, admitted: np.ndarray, takes: np.ndarray, ints: 
             out[n_out] = r
             n_out += 1
             if ints[TI_OUTPUT, r] <= 1:
+                out[n_out - 1] = -r - 1   # marks a request that is done, not handed on
                 # the only token came out of prefill: done here, memory back at once
                 ints[TI_GENERATED, r] = 1
                 times[TF_FIRST_TOKEN, r] = t
