@@ -241,8 +241,9 @@ def test_same_seed_same_result_and_another_seed_differs(make_scenario):
     assert first != other
 
 
-def test_closed_loop_keeps_concurrency_users_busy(make_scenario):
-    data = aggregated(replicas=1)
+@pytest.mark.parametrize("build", [aggregated, disaggregated])
+def test_closed_loop_keeps_concurrency_users_busy(make_scenario, build):
+    data = build(replicas=1)
     data["workload"] = {"requests": 40,
                         "arrivals": {"process": "closed_loop", "concurrency": 4},
                         "lengths": {"source": "fixed", "input_tokens": 200, "output_tokens": 20}}
