@@ -8,6 +8,8 @@ boundary passes, the replica keeps one SimPy wake-up pending at its next boundar
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 import simpy
 
@@ -32,7 +34,7 @@ __all__ = ["CompiledReplica"]
 INF = float("inf")
 
 
-class CompiledReplica:
+class CompiledReplica(ABC):
     role = ""
 
     def __init__(self, env: Clock, index: int, cost: np.ndarray, kv_blocks: int,
@@ -52,8 +54,9 @@ class CompiledReplica:
         self._wake: simpy.Event | None = None
         self._wake_s = INF
 
+    @abstractmethod
     def advance(self, now: float) -> None:
-        raise NotImplementedError
+        """Process every step boundary up to ``now``."""
 
     # ----- what the summary, the routers and the tests read
     @property
