@@ -72,8 +72,7 @@ class Factory:
         self._waiters: dict[int, simpy.Event] = {}
         self._next_request = 0
         arrivals = scenario.workload.arrivals
-        self.closed_loop = arrivals.process == "closed_loop"
-        if self.closed_loop:
+        if arrivals.process == "closed_loop":
             think_rng = np.random.default_rng(np.random.SeedSequence((scenario.seed, 1)))
             for _ in range(int(arrivals.concurrency or 1)):
                 self.env.process(self._user(arrivals.think_time_s, think_rng))
@@ -168,18 +167,10 @@ class Factory:
         return finished
 
     def _completed_in(self, pool: Pool, index: int) -> Callable[[int], None]:
+        finished = self._finished_in(pool, index)
+
         def completed(request: int) -> None:
-            pool.outstanding[index] -= 1
-            self.completed += 1
-            if pool is self.entry:
-                self._handed_on()
-            waiter = self._waiters.pop(request, None)
-            if waiter is not None:
-                waiter.succeed()
-            if self._progress is not None and self.completed % self._progress_every == 0:
-                self._progress(self.completed, self.n)
-            if self.completed == self.n:
-                self.done.succeed()
+            finished(np.array([request], dtype=np.int64))
         return completed
 
     def _release_prefill(self, request: int) -> None:
