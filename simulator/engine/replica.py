@@ -358,18 +358,20 @@ class Replica:
         dec = np.asarray(self.decoding, dtype=np.int64)
         n = len(dec)
         kv0 = float(self.kv_decoding_tokens)
-        remaining = table.output_tokens[dec] - table.generated[dec]
-        kmax = int(remaining.min()) if self.skip_ahead else 1
-        kmax = int(steps_until_kv_full(table.cached[dec], self.blocks[dec], n, self.free_blocks,
-                                       self.block_tokens, kmax))
+        # the batch's context and blocks stay as they are until the stretch ends
+        ctx = table.cached[dec]
+        held = self.blocks[dec]
+        kmax = 1
+        if self.skip_ahead:
+            kmax = int((table.output_tokens[dec] - table.generated[dec]).min())
+        kmax = int(steps_until_kv_full(ctx, held, n, self.free_blocks, self.block_tokens, kmax))
         start = float(self.env.now)
         # Each request's first gap runs from its last token; later gaps are step times.
         first_s, _ = step_cost(self.cost, float(n), float(n), kv0 + n, kv0)
         histogram_add_gaps(self.itl_hist, HIST_LO_LOG10, HIST_BINS_PER_DECADE,
                            table.last_token_s[dec], start, first_s)
         horizon = _INF
-        ctx = table.cached[dec]
-        self._span = (start, n, kv0, kmax, ctx, self.blocks[dec])
+        self._span = (start, n, kv0, kmax, ctx, held)
         if kmax > 1:
             trial = self.acc.copy()
             trial[ACC_NOW_S] = start
@@ -389,8 +391,8 @@ class Replica:
         self._span = None
         self.steps += steps
         self._kv_mark(end)
-        self._kv_area += span_kv_growth_area(self.cost, float(n), kv0, steps, ctx,
-                                             self.blocks[dec], n, self.block_tokens)
+        self._kv_area += span_kv_growth_area(self.cost, float(n), kv0, steps, ctx, held, n,
+                                             self.block_tokens)
         self._advance_decoders(dec, steps, end)
 
     def _advance_decoders(self, dec: np.ndarray, steps: int, now: float) -> None:
