@@ -8,7 +8,7 @@ each other and a full decode replica holds prefill memory hostage (back-pressure
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 
 import simpy
@@ -45,52 +45,48 @@ class KVIngress:
         self.layers = layers
         self.release_source = release_source
         self.queue: deque[tuple[int, float]] = deque()
+        self.sending = False
         self.busy_s = 0.0
         self.bytes_moved = 0.0
         self.transfers = 0
-        self._wake: simpy.Event | None = None
-        replica.on_blocks_freed = self._nudge
-        self.process = env.process(self._run())
+        replica.on_blocks_freed = self.pump
 
     def submit(self, request: int, overlap_s: float) -> None:
         self.queue.append((request, overlap_s))
-        self._nudge()
+        self.pump()
 
-    def _nudge(self) -> None:
-        if self._wake is not None and not self._wake.triggered:
-            self._wake.succeed()
-
-    def _run(self) -> Generator[simpy.Event, Any, None]:
+    def pump(self) -> None:
+        """Start the head transfer now if the link is free and the replica has room; it is
+        tried again whenever the replica frees blocks and when a transfer lands."""
+        if self.sending or not self.queue:
+            return
         table = self.table
         replica = self.replica
-        while True:
-            if not self.queue:
-                yield from self._sleep()
-                continue
-            request, overlap_s = self.queue[0]
-            need = -(-int(table.cached[request]) // replica.block_tokens)
-            if need > replica.free_blocks_now():
-                yield from self._sleep()
-                continue
-            self.queue.popleft()
-            replica.reserve(request, need)
-            kv_bytes = float(table.cached[request]) * self.kv_bytes_per_token
-            duration_s = kv_transfer_s(kv_bytes, self.bandwidth_bytes_per_s, self.latency_s,
-                                       overlap_s, float(self.layers), self.layerwise)
-            table.kv_transfer_start_s[request] = self.env.now
-            yield self.env.timeout(duration_s)
-            now = float(self.env.now)
-            self.busy_s += duration_s
-            self.bytes_moved += kv_bytes
-            self.transfers += 1
-            table.kv_transfer_end_s[request] = now
-            table.first_token_s[request] = now
-            table.last_token_s[request] = now
-            table.generated[request] = 1
-            self.release_source(request)
-            replica.enqueue_ready(request)
+        request, overlap_s = self.queue[0]
+        need = -(-int(table.cached[request]) // replica.block_tokens)
+        if need > replica.free_blocks_now():
+            return
+        self.queue.popleft()
+        replica.reserve(request, need)
+        kv_bytes = float(table.cached[request]) * self.kv_bytes_per_token
+        duration_s = kv_transfer_s(kv_bytes, self.bandwidth_bytes_per_s, self.latency_s,
+                                   overlap_s, float(self.layers), self.layerwise)
+        table.kv_transfer_start_s[request] = self.env.now
+        self.sending = True
+        self.busy_s += duration_s
+        self.bytes_moved += kv_bytes
+        self.transfers += 1
+        self.env.timeout(duration_s, request).callbacks.append(self._landed)
 
-    def _sleep(self) -> Generator[simpy.Event, Any, None]:
-        self._wake = self.env.event()
-        yield self._wake
-        self._wake = None
+    def _landed(self, event: Any) -> None:
+        request = int(event.value)
+        now = float(self.env.now)
+        table = self.table
+        table.kv_transfer_end_s[request] = now
+        table.first_token_s[request] = now
+        table.last_token_s[request] = now
+        table.generated[request] = 1
+        self.sending = False
+        self.release_source(request)
+        self.replica.enqueue_ready(request)
+        self.pump()
