@@ -8,7 +8,7 @@ given time. It is path independent: advancing to ``t1`` then ``t2`` gives bit-fo
 advancing straight to ``t2`` gives, which is what lets the engine run it lazily (only when
 someone looks) or eagerly (an event per step) with identical results.
 
-State lives in arrays the engine owns: ``st`` (scalars, ``ST_*`` slots), the running batch
+State lives in arrays the engine owns: ``st`` (the ``ST_*`` slots of ``replica_state``), the batch
 ``slots`` (request ids in join order), the KV-ready queue ``q``/``qt`` (request, time its
 KV lands), the recompute list ``rc`` (preempted, waiting for memory; then being
 re-prefilled) and the request table's ``ints``/``times`` rows.
