@@ -64,7 +64,7 @@ class CompiledReplica(ABC):
         self.advance(float(self.env.now))
         return int(self.st[ST_FREE_BLOCKS])
 
-    def free_blocks_now(self) -> int:
+    def room_blocks(self) -> int:
         return self.free_blocks
 
     @property

@@ -11,19 +11,15 @@ draining, or a run asked not to skip ahead. Both ways give identical results.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from simulator.engine.clock import Clock
 from simulator.engine.compiled import INF, CompiledReplica
 from simulator.engine.state import RequestTable
-from simulator.kernels import kv_transfer_s
 from simulator.kernels.decode import decode_advance, start_transfer
 from simulator.kernels.replica_state import (
-    ST_FREE_BLOCKS,
     ST_Q_HEAD,
     ST_Q_TAIL,
     ST_STATUS,
@@ -32,15 +28,15 @@ from simulator.kernels.replica_state import (
     STATUS_FULL,
 )
 
-__all__ = ["DecodeReplica", "KVLink"]
+__all__ = ["DecodeReplica"]
 
 
 class DecodeReplica(CompiledReplica):
     """Continuous batching with paged KV on one decode replica, advanced lazily.
 
     ``on_finished(rows)`` hears of completed requests (in the order they finished) as soon
-    as the replica is advanced past them; ``on_advanced`` is called after every advance
-    that processed a boundary while ``link_waiting`` is set.
+    as the replica is advanced past them; its link hears (``on_room``) after every advance
+    that processed a boundary while it waits for memory.
     """
 
     role = "decode"
@@ -53,7 +49,7 @@ class DecodeReplica(CompiledReplica):
                          max_batch_tokens, table)
         self.itl_hist = itl_hist
         self.on_finished = on_finished
-        self.on_advanced: Callable[[], None] | None = None
+        self.on_room: Callable[[], None] | None = None
         self.slots = np.zeros(max_batch, dtype=np.int64)
         self.rc = np.zeros(max(64, max_batch), dtype=np.int64)
         self.done_rows = np.zeros(4 * max_batch, dtype=np.int64)
@@ -63,11 +59,18 @@ class DecodeReplica(CompiledReplica):
         self.link_waiting = False
         self.eager = eager
 
-    # ----- what the link calls
-    def start_transfer(self, request: int, blocks: int, duration_s: float) -> float:
+    # ----- what the link calls (simulator.engine.transfer.TransferTarget)
+    def wait_for_room(self, waiting: bool) -> None:
+        if waiting != self.link_waiting:
+            self.set_eager(link_waiting=waiting)
+
+    def transfer_landed(self, request: int) -> None:
+        """Nothing to do: the request joins from the queue ``accept_transfer`` put it in."""
+
+    def accept_transfer(self, request: int, blocks: int, duration_s: float) -> None:
         """Take memory for a transfer starting now and queue the request to join when its
-        KV lands (the first step boundary at or after that with a free batch slot); return
-        the landing time. The replica must have been advanced to now."""
+        KV lands (the first step boundary at or after that with a free batch slot). The
+        replica has been advanced to now (``room_blocks``)."""
         st = self.st
         head, tail = self._queue_room()
         self.held += 1
@@ -78,7 +81,6 @@ class DecodeReplica(CompiledReplica):
         if head == tail and st[ST_STEP_KIND] == 0.0:
             self.next_s = lands_s     # idle until it lands
             self._schedule()
-        return lands_s
 
     def set_eager(self, *, draining: bool | None = None, link_waiting: bool | None = None
                   ) -> None:
@@ -110,74 +112,7 @@ class DecodeReplica(CompiledReplica):
             self.next_s = float(self.qt[int(st[ST_Q_HEAD])])
         else:
             self.next_s = INF
-        if self.link_waiting and self.on_advanced is not None:
-            self.on_advanced()
+        if self.link_waiting and self.on_room is not None:
+            self.on_room()
         if self.eager:
             self._schedule()
-
-
-class KVLink:
-    """The receiving end of one link into a :class:`DecodeReplica`.
-
-    Transfers run one at a time in arrival order (NIXL-style pull): the head of the queue
-    starts as soon as the replica has room for its KV, which it then holds; the link is
-    busy until the KV lands, when the prefill replica's copy is released.
-    """
-
-    def __init__(self, env: Clock, replica: DecodeReplica, table: RequestTable,
-                 bandwidth_bytes_per_s: float, latency_s: float, layerwise: bool,
-                 kv_bytes_per_token: float, layers: int,
-                 release_source: Callable[[int], None]) -> None:
-        self.env = env
-        self.replica = replica
-        self.table = table
-        self.bandwidth_bytes_per_s = bandwidth_bytes_per_s
-        self.latency_s = latency_s
-        self.layerwise = layerwise
-        self.kv_bytes_per_token = kv_bytes_per_token
-        self.layers = float(layers)
-        self.release_source = release_source
-        self.queue: deque[tuple[int, float]] = deque()
-        self.sending = False
-        self.busy_s = 0.0
-        self.bytes_moved = 0.0
-        self.transfers = 0
-        replica.on_advanced = self.pump
-
-    def submit(self, request: int, overlap_s: float) -> None:
-        self.queue.append((request, overlap_s))
-        if not self.sending:
-            self.pump()
-
-    def pump(self) -> None:
-        """Start the head transfer if the link is free and the replica has room."""
-        if self.sending or not self.queue:
-            return
-        replica = self.replica
-        now = float(self.env.now)
-        if now >= replica.next_s:
-            replica.advance(now)
-        request, overlap_s = self.queue[0]
-        cached = int(self.table.cached[request])
-        need = -(-cached // replica.block_tokens)
-        if need > replica.st[ST_FREE_BLOCKS]:
-            if not replica.link_waiting:
-                replica.set_eager(link_waiting=True)
-            return
-        if replica.link_waiting:
-            replica.set_eager(link_waiting=False)
-        self.queue.popleft()
-        kv_bytes = cached * self.kv_bytes_per_token
-        duration_s = kv_transfer_s(kv_bytes, self.bandwidth_bytes_per_s, self.latency_s,
-                                   overlap_s, self.layers, self.layerwise)
-        replica.start_transfer(request, need, duration_s)
-        self.sending = True
-        self.busy_s += duration_s
-        self.bytes_moved += kv_bytes
-        self.transfers += 1
-        self.env.timeout(duration_s, request).callbacks.append(self._landed)
-
-    def _landed(self, event: Any) -> None:
-        self.sending = False
-        self.release_source(int(event.value))
-        self.pump()

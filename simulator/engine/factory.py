@@ -16,11 +16,11 @@ import simpy
 from simulator.config.scenario import PoolSpec, Scenario
 from simulator.costs import replica_cost_vector
 from simulator.engine.clock import Clock
-from simulator.engine.decoder import DecodeReplica, KVLink
+from simulator.engine.decoder import DecodeReplica
 from simulator.engine.prefiller import PrefillReplica
 from simulator.engine.replica import Replica
 from simulator.engine.state import RequestTable
-from simulator.engine.transfer import KVIngress
+from simulator.engine.transfer import KVLink
 from simulator.kernels import new_histogram
 from simulator.policies import ChunkedPrefill, ContinuousBatching, RouterView, build_policy
 from simulator.workload import Requests
@@ -39,11 +39,11 @@ class Pool:
     replicas: list[Any]
     router: Any
     outstanding: np.ndarray
-    ingress: list[Any] = field(default_factory=list)
+    ingress: list[KVLink] = field(default_factory=list)
     lazy: bool = False
 
     def free_blocks(self) -> np.ndarray:
-        return np.fromiter((r.free_blocks_now() for r in self.replicas), dtype=np.int64,
+        return np.fromiter((r.room_blocks() for r in self.replicas), dtype=np.int64,
                            count=len(self.replicas))
 
 
@@ -119,8 +119,7 @@ class Factory:
                     if lk.from_pool == source.spec.name and lk.to_pool == target.spec.name)
         kv_per_token = sc.model.kv_bytes_per_token(sc.precision.kv_bytes_per_value)
         for replica in target.replicas:
-            link_type = KVLink if target.lazy else KVIngress
-            target.ingress.append(link_type(
+            target.ingress.append(KVLink(
                 self.env, replica, self.table, link.bandwidth_gbps * 1e9 / 8.0,
                 link.latency_us * 1e-6, link.transfer == "layerwise", kv_per_token,
                 sc.model.num_layers, self._release_prefill))

@@ -82,7 +82,7 @@ class Replica:
         self.on_prefill_done = on_prefill_done
         self.on_complete = on_complete
         self.skip_ahead = skip_ahead
-        self.on_blocks_freed: Callable[[], None] | None = None
+        self.on_room: Callable[[], None] | None = None   # set by a link feeding it
 
         self.waiting: deque[int] = deque()
         self.ready: deque[int] = deque()
@@ -155,12 +155,16 @@ class Replica:
         self.waiting.append(request)
         self._nudge()
 
-    def enqueue_ready(self, request: int) -> None:
+    # ----- what a link calls (simulator.engine.transfer.TransferTarget)
+    def transfer_landed(self, request: int) -> None:
         """A request whose KV has arrived: it only needs a batch slot."""
         self.ready.append(request)
         self._nudge()
 
-    def free_blocks_now(self) -> int:
+    def wait_for_room(self, waiting: bool) -> None:
+        """Nothing to arrange: every release calls ``on_room``."""
+
+    def room_blocks(self) -> int:
         """Free blocks at this instant: in a stretch, less those its started steps hold."""
         if self._span is None:
             return self.free_blocks
@@ -176,11 +180,19 @@ class Replica:
         _, n, _, kmax, ctx, blocks = self._span
         return int(kv_blocks_short(ctx, blocks, n, self.block_tokens, kmax)) > self.free_blocks
 
-    def reserve(self, request: int, blocks: int) -> None:
-        """Memory taken from outside the batch (an incoming KV transfer)."""
+    def accept_transfer(self, request: int, blocks: int, duration_s: float) -> None:
+        """Memory taken now for an incoming KV transfer; its landing is known already."""
         self._kv_mark()
         self.free_blocks -= blocks
         self.blocks[request] += blocks
+        table = self.table
+        now = float(self.env.now)
+        lands_s = now + duration_s
+        table.kv_transfer_start_s[request] = now
+        table.kv_transfer_end_s[request] = lands_s
+        table.first_token_s[request] = lands_s
+        table.last_token_s[request] = lands_s
+        table.generated[request] = 1
         if self._span is not None and self._span_short_of_blocks():
             self._nudge(force=True)   # the stretch no longer has room for all its steps: cut it
 
@@ -193,8 +205,8 @@ class Replica:
             self.blocks[request] = 0
             if self.waiting or self._span is not None:   # only they wait on memory
                 self._nudge(force=True)
-            if self.on_blocks_freed is not None:
-                self.on_blocks_freed()
+            if self.on_room is not None:
+                self.on_room()
 
     def kv_occupancy_mean(self, end_s: float) -> float:
         self._kv_mark(end_s)
