@@ -214,9 +214,6 @@ class Replica:
             return 0.0
         return self._kv_area / (end_s * self.kv_blocks_total)
 
-    def outstanding(self) -> int:
-        return len(self.waiting) + len(self.ready) + self.n_running
-
     # ----- internals
     def _kv_mark(self, now: float | None = None) -> None:
         t = float(self.env.now) if now is None else now

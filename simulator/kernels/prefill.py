@@ -43,15 +43,12 @@ from simulator.kernels.replica_state import (
     ST_N_CHUNK,
     ST_Q_HEAD,
     ST_Q_TAIL,
-    ST_STATUS,
     ST_STEP_END_S,
     ST_STEP_ENERGY_J,
     ST_STEP_KIND,
     ST_STEP_TIME_S,
     ST_STEPS,
     ST_WHOLE_PROMPTS,
-    STATUS_OUTPUT,
-    STATUS_REACHED,
     kv_mark,
 )
 from simulator.kernels.step import step_cost
@@ -185,10 +182,10 @@ def prefill_advance(p: np.ndarray, st: np.ndarray, q: np.ndarray, admitted: np.n
                     until_s: float) -> int:
     """Process step boundaries up to ``until_s``; return how many prompts finished.
 
-    Stops right after a boundary that finished prompts (``ST_STATUS = STATUS_OUTPUT``),
-    with the next step already started, so the engine hands them on at that time.
+    Stops right after a boundary that finished prompts (returning how many, above zero),
+    with the next step already started, so the engine hands them on at that time; returns
+    0 once every boundary up to ``until_s`` is processed.
     """
-    st[ST_STATUS] = STATUS_REACHED
     if st[ST_STEP_KIND] == 0.0:
         st[ST_CLOCK_S] = max(st[ST_CLOCK_S], until_s)   # idle until now: nothing changed
     n_out = 0
@@ -202,7 +199,6 @@ def prefill_advance(p: np.ndarray, st: np.ndarray, q: np.ndarray, admitted: np.n
         if st[ST_N] > 0.0:
             _start_step(p, st, admitted, takes, ints)
         if n_out > 0:
-            st[ST_STATUS] = STATUS_OUTPUT
             return n_out
         if st[ST_STEP_KIND] == 0.0:
             return 0

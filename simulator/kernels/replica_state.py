@@ -35,14 +35,13 @@ ST_PRESSURE = 21        # 1 after a preemption until a request finishes
 ST_MAX_BATCH = 22
 ST_BLOCK_TOKENS = 23
 ST_MAX_BATCH_TOKENS = 24
-ST_STATUS = 25          # why the last call returned: one of the STATUS_* values
+ST_STATUS = 25          # decode replicas: why the last call returned (STATUS_*)
 ST_WHOLE_PROMPTS = 26   # prefill replicas: 1 if a prompt only runs whole (no chunking)
 ST_LAST_STEP_S = 27     # prefill replicas: duration of the step that ended last
 N_ST = 28
 
 STATUS_REACHED = 0      # every boundary up to the given time is processed
 STATUS_FULL = 1         # the output buffer is full: drain it and call again
-STATUS_OUTPUT = 2       # prompts finished at the last boundary: hand them on, then call again
 
 
 def new_replica_state(total_blocks: int, max_batch: int, block_tokens: int,
