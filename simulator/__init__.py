@@ -12,5 +12,9 @@ from simulator.api import simulate
 from simulator.config import load_scenario
 from simulator.errors import ScenarioError
 from simulator.result import RequestRecords, Result
+from simulator.sweep import SweepResult, sweep
 
-__all__ = ["RequestRecords", "Result", "ScenarioError", "__version__", "load_scenario", "simulate"]
+# ``sweep`` the function replaces ``sweep`` the subpackage as an attribute of this package;
+# ``from simulator.sweep import ...`` still reaches the subpackage.
+__all__ = ["RequestRecords", "Result", "ScenarioError", "SweepResult", "__version__",
+           "load_scenario", "simulate", "sweep"]

@@ -7,17 +7,24 @@ Exit codes: 0 success, 2 bad input (one paragraph naming file, key, expected and
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
 
 from simulator import __version__
 from simulator.errors import ScenarioError
+
+if TYPE_CHECKING:
+    from simulator.sweep import SweepResult
 
 __all__ = ["main"]
 
@@ -29,13 +36,31 @@ def _parser() -> argparse.ArgumentParser:
                     "energy of GPU prefill and LPU decode pools.")
     parser.add_argument("--version", action="version", version=f"tokenfactory {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="simulate one scenario")
+    run = sub.add_parser("run", help="simulate one scenario (the base scenario only: a sweep: "
+                                     "block is checked but not expanded; see sweep)")
     run.add_argument("scenario", type=Path, help="scenario YAML file")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a key by its dotted path: pools.decode.replicas=4")
     run.add_argument("--seed", type=int, help="random seed (overrides the scenario's)")
     run.add_argument("--out", type=Path, help="write summary.json and requests.csv here")
     run.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    sweep = sub.add_parser(
+        "sweep", help="simulate every variant of the scenario's sweep: block; resumes where "
+                      "it stopped; marks the Pareto frontier")
+    sweep.add_argument("scenario", type=Path, help="scenario YAML file with a sweep: block")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE", help="override a key of the base scenario by its "
+                       "dotted path (a variant's own keys win)")
+    sweep.add_argument("--seed", type=int, help="random seed of every variant")
+    sweep.add_argument("--executor", default="process",
+                       help="process (default: local worker processes), serial or ray")
+    sweep.add_argument("--workers", type=int, help="worker processes for --executor process "
+                       "(default: one per CPU)")
+    sweep.add_argument("--address", help="Ray cluster address for --executor ray")
+    sweep.add_argument("--out", type=Path, help="folder of results.jsonl, kept for resuming "
+                       "(default: out/<scenario name>-sweep)")
+    sweep.add_argument("--json", action="store_true",
+                       help="print the scenario, variants and frontier as one JSON object")
     sub.add_parser("profiles", help="list hardware profiles and model cards")
     return parser
 
@@ -76,6 +101,91 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from simulator.config import parse_override
+    from simulator.sweep import RESULTS_FILE, check_executor, expand_sweep, frontier, run_sweep
+
+    overrides = dict(parse_override(text) for text in args.overrides)
+    check_executor(args.executor, args.workers, args.address)
+    variants = expand_sweep(args.scenario, overrides, args.seed)
+    folder = args.out if args.out is not None else Path("out") / f"{variants[0].scenario}-sweep"
+    options = {"executor": args.executor, "workers": args.workers, "address": args.address,
+               "out": folder}
+    if err.is_terminal and not args.json:
+        columns = ("[progress.description]{task.description}", BarColumn(),
+                   MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task(f"{variants[0].scenario} variants", total=len(variants))
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            results = run_sweep(variants, progress=progress, **options)
+    else:
+        results = run_sweep(variants, **options)
+    best = frontier(results)
+    if args.json:
+        document = {"scenario": variants[0].scenario,
+                    "variants": [{"name": r.name, "key": r.key, "overrides": r.overrides,
+                                  "summary": r.summary} for r in results],
+                    "frontier": best}
+        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    else:
+        table = _sweep_table(variants[0].scenario, results, set(best))
+        needed = Measurement.get(out, out.options.update(width=10_000), table).minimum
+        if needed > out.width:
+            out = Console(width=needed)   # lines the terminal wraps beat numbers cut short
+        out.print(table)
+    resumed = sum(r.resumed for r in results)
+    err.print(f"{len(results)} variants: {len(results) - resumed} run, {resumed} resumed; "
+              f"results in {folder / RESULTS_FILE}", markup=False, highlight=False)
+    return 0
+
+
+def _sweep_table(scenario: str, results: Sequence[SweepResult], best: set[str]) -> Table:
+    """One row per variant, pools as columns, so what a design change did reads across a row."""
+
+    def num(value: float | None, fmt: str, scale: float = 1.0) -> str:
+        return "—" if value is None else format(value * scale, fmt)
+
+    pools = list(dict.fromkeys(p["name"] for r in results for p in r.summary["scenario"]["pools"]))
+    table = Table(title=f"{scenario} — {len(results)} variants (pool: system, chips, whole "
+                        "systems bought; latency in ms; ★ Pareto frontier of tokens/s per "
+                        "user p50 and tokens/s per MW, overloaded variants left out)",
+                  title_justify="left")
+    # The only column that wraps: numbers stay on one line, names fold rather than vanish.
+    table.add_column("variant", min_width=16, overflow="fold")
+    for name in pools:
+        table.add_column(name, no_wrap=True)
+    for label in ("out\ntok/s", "tok/s/user\np50", "tok/s\nper MW", "J per\ntoken",
+                  "TTFT\np50", "TTFT\np99", "TPOT\np50", "over-\nloaded", "Pareto\nfront"):
+        table.add_column(label, justify="right", no_wrap=True)
+    for r in results:
+        s = r.summary
+        cells = []
+        for name in pools:
+            p = s["pools"].get(name)
+            cells.append("—" if p is None else _pool_cell(p))
+        table.add_row(
+            r.name, *cells, num(s["output_tokens_per_s"], ",.0f"),
+            num(s["tokens_per_s_per_user"]["p50"], ",.1f"), num(s["tokens_per_s_per_mw"], ",.0f"),
+            num(s["joules_per_token"], ",.3f"), num(s["ttft_s"]["p50"], ",.1f", 1e3),
+            num(s["ttft_s"]["p99"], ",.1f", 1e3), num(s["tpot_s"]["p50"], ",.2f", 1e3),
+            "yes" if s["overloaded"] else "no", "★" if r.name in best else "")
+    return table
+
+
+def _pool_cell(p: dict[str, Any]) -> str:
+    """System, chips and whole systems of a pool, with the GPUs an attention–FFN split adds."""
+    chips = (f"{p['chips']:,}" if p["replicas"] == 1 else
+             f"{p['replicas']}×{p['chips_per_replica']:,}={p['chips']:,}")
+    cell = f"{p['system']}\n{chips} chips, {p['systems']} sys"
+    split = p.get("attention_split")
+    if split:
+        cell += f"\n+ {split['system']}\n{split['chips']:,} for attention, {split['systems']} sys"
+    return cell
+
+
 def _profiles(out: Console) -> int:
     from simulator.hardware import load_profile
     from simulator.models import load_model
@@ -98,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args, out, err)
+        if args.command == "sweep":
+            return _sweep(args, out, err)
         return _profiles(out)
     except ScenarioError as exc:
         sys.stderr.write(f"error: {exc}\n")   # one unwrapped paragraph, easy to grep

@@ -10,16 +10,20 @@ import math
 
 import numpy as np
 
-from simulator.config.scenario import Precision
+from simulator.config.scenario import AttentionSplitSpec, PoolSpec, Precision, SpeculativeSpec
 from simulator.errors import ScenarioError
 from simulator.hardware import SystemProfile
 from simulator.kernels import step as k
 from simulator.models import ModelCard
 
 __all__ = [
+    "afd_kv_capacity_tokens",
     "decode_step_s",
+    "ffn_chips_for",
+    "ffn_weight_bytes",
     "kv_capacity_tokens",
     "lpu_chips_for",
+    "pool_cost_vector",
     "replica_cost_vector",
     "weights_per_chip_bytes",
 ]
@@ -72,6 +76,90 @@ def replica_cost_vector(model: ModelCard, system: SystemProfile, precision: Prec
     return p
 
 
+def pool_cost_vector(model: ModelCard, pool: PoolSpec, precision: Precision) -> np.ndarray:
+    """The cost vector of one replica of ``pool``, with every parallel layout it uses."""
+    system = pool.system
+    p = replica_cost_vector(model, system, precision, pool.chips_per_replica, pool.tp)
+    if pool.ep > 1:
+        _expert_parallel(p, model, system, pool.chips_per_replica, pool.tp, pool.ep,
+                         pool.ep_imbalance)
+    stages = -(-pool.chips_per_replica // system.chips_per_system)
+    if system.kind == "lpu" and stages > 1:
+        # a replica spanning racks passes each step's activations rack to rack
+        p[k.P_PP_STAGES] = stages
+        p[k.P_PP_HOP_BW] = (system.scaleout_bandwidth_bytes_per_s * system.chips_per_system
+                            * system.network_efficiency)
+        p[k.P_PP_HOP_LATENCY_S] = system.scaleout_latency_s
+    if pool.speculative is not None:
+        _speculative(p, pool.speculative)
+    if pool.attention_split is not None:
+        _attention_split(p, model, precision, system, pool.attention_split)
+    return p
+
+
+def _expert_parallel(p: np.ndarray, model: ModelCard, system: SystemProfile, chips: int,
+                     tp: int, ep: int, imbalance: float) -> None:
+    """Experts split over ``ep`` GPUs; the dense layers tensor-parallel over ``tp`` and
+    copied chips / tp times (data-parallel attention), as wide-EP serving runs them."""
+    moe = model.moe
+    if moe is None:
+        raise ScenarioError(None, "parallelism.ep", f"1 for the dense model {model.name}", ep)
+    p[k.P_DENSE_COPIES] = chips // tp
+    p[k.P_EXPERT_FLOPS_PER_TOKEN] = (2.0 * model.moe_layers * moe.experts_per_token
+                                     * model.expert_params)
+    p[k.P_EP] = ep
+    p[k.P_EP_IMBALANCE] = imbalance
+    p[k.P_EP_DOMAIN] = system.scaleup_domain_chips
+    p[k.P_EP_FAST_BW] = system.scaleup_bandwidth_bytes_per_s * system.network_efficiency
+    p[k.P_EP_FAST_LATENCY_S] = system.scaleup_latency_s
+    p[k.P_EP_SLOW_BW] = system.scaleout_bandwidth_bytes_per_s * system.network_efficiency
+    p[k.P_EP_SLOW_LATENCY_S] = system.scaleout_latency_s
+
+
+def _speculative(p: np.ndarray, spec: SpeculativeSpec) -> None:
+    p[k.P_SPEC_DRAFT_TOKENS] = spec.draft_tokens
+    p[k.P_SPEC_TOKENS_MILLI] = round(spec.tokens_per_step * 1000.0)
+    p[k.P_SPEC_DRAFT_FRACTION] = spec.draft_cost_fraction
+
+
+def _attention_split(p: np.ndarray, model: ModelCard, precision: Precision,
+                     system: SystemProfile, split: AttentionSplitSpec) -> None:
+    gpu = split.system
+    p[k.P_AFD_CHIPS] = split.chips
+    p[k.P_AFD_PEAK_FLOPS] = gpu.flops_for(precision.weights)
+    p[k.P_AFD_MEM_BW] = gpu.memory_bandwidth_bytes_per_s
+    p[k.P_AFD_ETA_COMPUTE] = gpu.compute_efficiency
+    p[k.P_AFD_ETA_MEMORY] = gpu.memory_efficiency
+    attn_params = model.num_layers * model.attention_params_per_layer
+    p[k.P_AFD_ATTN_FLOPS_PER_TOKEN] = 2.0 * attn_params
+    p[k.P_AFD_ATTN_WEIGHT_BYTES] = attn_params * precision.weight_bytes_per_param
+    p[k.P_AFD_EXCHANGE_BW] = (split.exchange_bandwidth_gbps * 1e9 / 8.0
+                              * system.network_efficiency)
+    p[k.P_AFD_EXCHANGE_LATENCY_S] = split.exchange_latency_us * 1e-6
+    p[k.P_AFD_IDLE_W] = gpu.idle_power_w
+    p[k.P_AFD_MAX_W] = gpu.max_power_w
+
+
+def ffn_weight_bytes(model: ModelCard, precision: Precision) -> float:
+    """Everything but the attention layers: what FFN chips hold under the attention–FFN split."""
+    attn = model.num_layers * model.attention_params_per_layer
+    return (model.total_params - attn) * precision.weight_bytes_per_param
+
+
+def ffn_chips_for(model: ModelCard, system: SystemProfile, precision: Precision) -> int:
+    """Fewest chips whose usable memory holds the FFN/expert weights (attention elsewhere)."""
+    return _chips_holding(ffn_weight_bytes(model, precision), system)
+
+
+def afd_kv_capacity_tokens(model: ModelCard, precision: Precision,
+                           split: AttentionSplitSpec) -> int:
+    """KV tokens the attention GPUs of one replica hold, each keeping all attention weights."""
+    gpu = split.system
+    attn = model.num_layers * model.attention_params_per_layer * precision.weight_bytes_per_param
+    room = split.chips * (gpu.memory_bytes * gpu.memory_usable_fraction - attn)
+    return max(int(room // model.kv_bytes_per_token(precision.kv_bytes_per_value)), 0)
+
+
 def _check_split(shards: int, tp: int) -> None:
     """A replica split over no chips, or over more TP ranks than chips, has no cost."""
     if shards < 1:
@@ -80,17 +168,23 @@ def _check_split(shards: int, tp: int) -> None:
         raise ScenarioError(None, "parallelism.tp", f"a degree between 1 and {shards}", tp)
 
 
-def weights_per_chip_bytes(model: ModelCard, precision: Precision, shards: int) -> float:
-    """Weights each chip holds when a replica's weights are spread evenly over ``shards``."""
+def weights_per_chip_bytes(model: ModelCard, precision: Precision, shards: int,
+                           tp: int | None = None, ep: int = 1) -> float:
+    """Weights each chip holds. Spread evenly over ``shards`` by default; with expert
+    parallelism, the routed experts split over ``ep`` chips and the rest over ``tp``."""
     _check_split(shards, 1)
-    return model.weight_bytes(precision.weight_bytes_per_param) / shards
+    bpp = precision.weight_bytes_per_param
+    if ep <= 1:
+        return model.weight_bytes(bpp) / shards
+    return (model.non_expert_params / (tp or 1) + model.routed_expert_params / ep) * bpp
 
 
 def kv_capacity_tokens(model: ModelCard, system: SystemProfile, precision: Precision,
-                       chips: int) -> int:
+                       chips: int, tp: int | None = None, ep: int = 1) -> int:
     """KV tokens one replica holds: usable memory of its chips less the weights."""
-    room = (chips * system.memory_bytes * system.memory_usable_fraction
-            - model.weight_bytes(precision.weight_bytes_per_param))
+    held = chips * weights_per_chip_bytes(model, precision, chips, tp, ep) if ep > 1 else (
+        model.weight_bytes(precision.weight_bytes_per_param))
+    room = chips * system.memory_bytes * system.memory_usable_fraction - held
     per_token = model.kv_bytes_per_token(precision.kv_bytes_per_value)
     return max(int(room // per_token), 0)
 
@@ -100,6 +194,10 @@ def lpu_chips_for(model: ModelCard, system: SystemProfile, precision: Precision,
     """Fewest chips whose usable SRAM holds the weights and ``reserve_tokens`` of KV."""
     need = (model.weight_bytes(precision.weight_bytes_per_param)
             + reserve_tokens * model.kv_bytes_per_token(precision.kv_bytes_per_value))
+    return _chips_holding(need, system)
+
+
+def _chips_holding(need: float, system: SystemProfile) -> int:
     per_chip = system.memory_bytes * system.memory_usable_fraction
     chips = max(math.ceil(need / per_chip), 1)
     # the division can round up past a whole number when need is an exact multiple
@@ -112,6 +210,5 @@ def decode_step_s(model: ModelCard, system: SystemProfile, precision: Precision,
                   tp: int, batch: int, context_tokens: int) -> float:
     """One pure decode step of ``batch`` requests, each with ``context_tokens`` cached."""
     p = replica_cost_vector(model, system, precision, shards, tp)
-    kv = float(batch * context_tokens)
-    time_s, _ = k.step_cost(p, float(batch), float(batch), kv + batch, kv)
+    time_s, _ = k.decode_step_cost(p, float(batch), float(batch * context_tokens))
     return float(time_s)

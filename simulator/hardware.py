@@ -43,6 +43,7 @@ _CHIP_FIGURES = {
     "scaleup_bandwidth_bytes_per_s": _POSITIVE,
     "scaleup_latency_s": _NON_NEGATIVE,
     "scaleout_bandwidth_bytes_per_s": _POSITIVE,
+    "scaleout_latency_s": _NON_NEGATIVE,
     "idle_power_w": _NON_NEGATIVE,
     "max_power_w": _POSITIVE,
 }
@@ -98,6 +99,7 @@ class SystemProfile:
     scaleup_latency_s: float
     scaleup_domain_chips: int
     scaleout_bandwidth_bytes_per_s: float
+    scaleout_latency_s: float
     idle_power_w: float
     max_power_w: float
     system_overhead_power_w: float
@@ -289,6 +291,7 @@ class _Reader:
             scaleup_latency_s=per_chip["scaleup_latency_s"],
             scaleup_domain_chips=int(per_system["scaleup_domain_chips"]),
             scaleout_bandwidth_bytes_per_s=per_chip["scaleout_bandwidth_bytes_per_s"],
+            scaleout_latency_s=per_chip["scaleout_latency_s"],
             idle_power_w=per_chip["idle_power_w"],
             max_power_w=per_chip["max_power_w"],
             system_overhead_power_w=per_system["overhead_power_w"],

@@ -318,6 +318,32 @@ def test_compiled_prefill_replica_matches_the_python_replica(make_scenario, para
     np.testing.assert_allclose(ours_kv, theirs_kv, rtol=1e-9)
 
 
+@settings(max_examples=8, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(params=scenarios, hit_rate=st.floats(0.0, 0.9))
+def test_compiled_prefill_replica_matches_the_python_replica_with_kv_tiers(
+        make_scenario, params, hit_rate):
+    # Prompts arriving with a prefix loaded from the tiers are chunked and costed alike.
+    params = dict(params, disaggregated=True)
+    data = _build(params)
+    entry = data["pools"][0]
+    entry["scheduler"] = dict(entry["scheduler"], policy=params["policy"],
+                              max_batch=params["max_batch"])
+    entry["kv_tiers"] = [
+        {"name": "host_dram", "bandwidth_gbps": 400, "latency_us": 5, "hit_rate": hit_rate},
+        {"name": "kv_store", "bandwidth_gbps": 100, "latency_us": 50, "hit_rate": 0.3}]
+    compiled = simulate(make_scenario(data))
+    python_policy = {"continuous": "test_engine:PythonContinuous",
+                     "chunked_prefill": "test_engine:PythonChunkedPrefill"}
+    entry["scheduler"]["policy"] = python_policy[params["policy"]]
+    python = simulate(make_scenario(data))
+    for name in compiled.requests:
+        np.testing.assert_array_equal(compiled.requests[name], python.requests[name])
+    ours, ours_kv = _without_kv_occupancy(dict(compiled.summary, scenario=None))
+    theirs, theirs_kv = _without_kv_occupancy(dict(python.summary, scenario=None))
+    assert ours == theirs
+    np.testing.assert_allclose(ours_kv, theirs_kv, rtol=1e-9)
+
+
 class LongPromptsLast:
     """A user router: prompts over 1,000 tokens to the last replica, the rest to the first."""
 

@@ -103,12 +103,41 @@ def lpu_dense() -> np.ndarray:
     return p
 
 
+def gpu_moe_ep(ep: int, imbalance: float) -> np.ndarray:
+    """The MoE with experts over ``ep`` GPUs in 72-GPU NVLink domains, attention copied
+    ep times (data-parallel), all-to-alls over NVLink inside a domain and NICs across."""
+    p = gpu_moe(1)
+    p[P_SHARDS] = p[P_CHIPS] = ep
+    extra = _vector(P_DENSE_COPIES=ep, P_EXPERT_FLOPS_PER_TOKEN=2 * 58 * 8 * 44_040_192.0,
+                    P_EP=ep, P_EP_IMBALANCE=imbalance, P_EP_DOMAIN=72,
+                    P_EP_FAST_BW=900e9 * 0.75, P_EP_FAST_LATENCY_S=8e-6,
+                    P_EP_SLOW_BW=50e9 * 0.75, P_EP_SLOW_LATENCY_S=10e-6)
+    return p + extra
+
+
+def lpu_split() -> np.ndarray:
+    """FFN on 2,048 LPUs spanning 8 racks, attention and KV on 8 GPUs (attention–FFN split)."""
+    p = lpu_dense()
+    p[P_SHARDS] = p[P_CHIPS] = 2048
+    extra = _vector(P_PP_STAGES=8, P_PP_HOP_BW=200e9, P_PP_HOP_LATENCY_S=5e-6,
+                    P_AFD_CHIPS=8, P_AFD_PEAK_FLOPS=16.7e15, P_AFD_MEM_BW=22e12,
+                    P_AFD_ETA_COMPUTE=0.65, P_AFD_ETA_MEMORY=0.82,
+                    P_AFD_ATTN_FLOPS_PER_TOKEN=2 * 80 * 150_994_944.0,
+                    P_AFD_ATTN_WEIGHT_BYTES=80 * 150_994_944.0,
+                    P_AFD_EXCHANGE_BW=150e9, P_AFD_EXCHANGE_LATENCY_S=5e-6,
+                    P_AFD_IDLE_W=450.0, P_AFD_MAX_W=1800.0)
+    return p + extra
+
+
 VECTORS = {
     "dense-tp1": gpu_dense(1),
     "dense-tp8": gpu_dense(8),
     "moe-tp1": gpu_moe(1),
     "moe-tp8": gpu_moe(8),
     "lpu": lpu_dense(),
+    "moe-ep64": gpu_moe_ep(64, 1.0),
+    "moe-ep144-imbalanced": gpu_moe_ep(144, 1.3),
+    "lpu-split": lpu_split(),
 }
 
 

@@ -99,13 +99,18 @@ LENGTH_KEYS_BY_SOURCE = {
 }
 WORKLOAD_KEYS = ("requests", "duration_s", "arrivals", "lengths", "tiers")
 POOL_KEYS = ("name", "role", "system", "replicas", "parallelism", "chips_per_replica",
-             "kv_block_tokens", "scheduler")
-PARALLELISM_KEYS = ("tp",)
+             "kv_block_tokens", "scheduler", "kv_tiers", "speculative", "attention_split")
+KV_TIER_KEYS = ("name", "bandwidth_gbps", "latency_us", "hit_rate")
+PARALLELISM_KEYS = ("tp", "ep", "ep_imbalance")
+SPECULATIVE_KEYS = ("draft_tokens", "acceptance", "draft_cost_fraction")
+ATTENTION_SPLIT_KEYS = ("system", "chips", "exchange_gbps", "exchange_latency_us")
 LINK_KEYS = ("from", "to", "bandwidth_gbps", "latency_us", "transfer")
 TIER_KEYS = ("name", "price_usd_per_mtok", "min_tokens_per_s_per_user", "max_ttft_s",
              "source", "assumption")
 TOP_KEYS = ("schema_version", "name", "seed", "model", "precision", "workload", "pools",
-            "links", "router", "tiers")
+            "links", "router", "tiers", "sweep")
+SWEEP_KEYS = ("grid", "list")
+SWEEP_ITEM_KEYS = ("name", "set")
 
 
 def _leaves(keys: Collection[str]) -> dict[str, Any]:
@@ -128,10 +133,15 @@ SCHEMA: dict[str, Any] = {
         "tiers": ANY_KEYS,
     },
     "pools": Items({**_leaves(POOL_KEYS), "parallelism": _leaves(PARALLELISM_KEYS),
+                    "speculative": _leaves(SPECULATIVE_KEYS),
+                    "attention_split": _leaves(ATTENTION_SPLIT_KEYS),
+                    "kv_tiers": Items(_leaves(KV_TIER_KEYS)),
                     "scheduler": ANY_KEYS}),
     "links": Items(_leaves(LINK_KEYS)),
     "router": ANY_KEYS,
     "tiers": Items(_leaves(TIER_KEYS)),
+    # Grid and set keys are dotted override paths, not nested mappings, so they stay free.
+    "sweep": {"grid": ANY_KEYS, "list": Items({"name": None, "set": ANY_KEYS})},
 }
 
 

@@ -9,10 +9,12 @@ middle of a sweep costs the sweep.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from simulator.config.checks import (
+    KV_TIER_KEYS,
     LINK_KEYS,
     PARALLELISM_KEYS,
     POOL_KEYS,
@@ -20,8 +22,21 @@ from simulator.config.checks import (
     join_key,
     read_policy,
 )
-from simulator.config.scenario import ROLES, LinkSpec, PoolSpec, Precision
-from simulator.costs import kv_capacity_tokens, lpu_chips_for, weights_per_chip_bytes
+from simulator.config.layouts import (
+    read_attention_split,
+    read_expert_parallel,
+    read_speculative,
+    split_resolved,
+)
+from simulator.config.scenario import ROLES, KVTierSpec, LinkSpec, PoolSpec, Precision
+from simulator.costs import (
+    afd_kv_capacity_tokens,
+    ffn_chips_for,
+    ffn_weight_bytes,
+    kv_capacity_tokens,
+    lpu_chips_for,
+    weights_per_chip_bytes,
+)
 from simulator.errors import ScenarioError, did_you_mean
 from simulator.hardware import SystemProfile, load_profile
 from simulator.models import ModelCard
@@ -83,14 +98,25 @@ def _pool(sec: Section, model: ModelCard, precision: Precision,
     replicas = sec.integer("replicas", meaning="model instances in this pool")
     kv_block_tokens = sec.integer("kv_block_tokens", default=16)
     scheduler, scheduler_out = read_policy(sec, "scheduler", "continuous", "scheduler")
+    kv_tiers = _kv_tiers(sec, role)
     _check_dtype(sec, name, system, precision)
+    speculative, speculative_out = read_speculative(sec, model, role, scheduler)
+    split = read_attention_split(sec, model, precision, system)
+    ep, imbalance = 1, 1.0
     if system.kind == "lpu":
         tp, knob = 1, "chips_per_replica"
-        chips = _lpu_chips(sec, model, system, precision, stats)
+        chips = _lpu_chips(sec, model, system, precision, stats, split is not None)
     else:
         knob = "parallelism.tp"
-        tp = chips = _gpu_tp(sec, model, system, precision)
-    capacity = int(kv_capacity_tokens(model, system, precision, chips))
+        tp, ep, imbalance = _gpu_tp(sec, model, system, precision)
+        chips = max(tp, ep)
+    split_out: dict[str, Any] = {}
+    if split is not None:
+        knob = "attention_split.chips"
+        split, split_out = split_resolved(sec, split, chips, system)
+        capacity = afd_kv_capacity_tokens(model, precision, split)
+    else:
+        capacity = int(kv_capacity_tokens(model, system, precision, chips, tp, ep))
     need = stats.max_input_tokens + (stats.max_output_tokens if role != "prefill" else 0)
     if capacity < need:
         what = ("the longest prompt" if role == "prefill" else
@@ -104,13 +130,53 @@ def _pool(sec: Section, model: ModelCard, precision: Precision,
     out: dict[str, Any] = {"name": name, "role": role, "system": system_ref,
                            "replicas": replicas}
     if system.kind != "lpu":
-        out["parallelism"] = {"tp": tp}
+        out["parallelism"] = {"tp": tp} if ep == 1 else {"tp": tp, "ep": ep,
+                                                          "ep_imbalance": imbalance}
     out.update(chips_per_replica=chips, kv_block_tokens=kv_block_tokens,
                scheduler=scheduler_out, kv_capacity_tokens=capacity)
+    if kv_tiers:
+        out["kv_tiers"] = [asdict(tier) for tier in kv_tiers]
+    if speculative_out:
+        out["speculative"] = speculative_out
+    if split_out:
+        out["attention_split"] = split_out
     pool = PoolSpec(name=name, role=role, system=system, replicas=replicas, tp=tp,
                     chips_per_replica=chips, scheduler=scheduler,
-                    kv_block_tokens=kv_block_tokens, kv_capacity_tokens=capacity)
+                    kv_block_tokens=kv_block_tokens, kv_capacity_tokens=capacity,
+                    kv_tiers=kv_tiers, ep=ep, ep_imbalance=imbalance,
+                    speculative=speculative, attention_split=split)
     return pool, out
+
+
+def _kv_tiers(sec: Section, role: str) -> tuple[KVTierSpec, ...]:
+    """KV offload tiers, fastest first. A loaded prefix saves prefill work, so tiers on a
+    pool that never prefills would do nothing: they are refused rather than ignored."""
+    items = sec.get("kv_tiers", [])
+    if not isinstance(items, list):
+        raise sec.fail("kv_tiers", "a list of tiers, fastest first, each with name, "
+                       "bandwidth_gbps, latency_us and hit_rate", items)
+    if items and role == "decode":
+        raise sec.fail("kv_tiers", "no kv_tiers on a decode pool", items,
+                       "A tier replaces prefill compute with a load; give the tiers to the "
+                       "prefill pool.")
+    tiers: list[KVTierSpec] = []
+    for i, item in enumerate(items):
+        tier = Section(item, sec.file, join_key(sec.at("kv_tiers"), i), KV_TIER_KEYS)
+        name = tier.text("name")
+        if any(t.name == name for t in tiers):
+            raise tier.fail("name", "a tier name not used by another tier of this pool", name)
+        meaning = "share of the prompt tokens no faster tier holds that this one holds"
+        hit_rate = tier.number("hit_rate", positive=False, meaning=meaning)
+        if hit_rate >= 1.0:
+            raise tier.fail("hit_rate", f"a number ≥ 0 and < 1 ({meaning})", hit_rate,
+                            "The prompt's last token is always computed, to produce logits.")
+        tiers.append(KVTierSpec(
+            name=name,
+            bandwidth_gbps=tier.number("bandwidth_gbps", meaning="gigabits per second into "
+                                       "one replica"),
+            latency_us=tier.number("latency_us", positive=False, meaning="microseconds"),
+            hit_rate=hit_rate))
+    return tuple(tiers)
 
 
 def _check_dtype(sec: Section, name: str, system: SystemProfile, precision: Precision) -> None:
@@ -136,7 +202,8 @@ def _memory_text(system: SystemProfile) -> str:
 
 
 def _gpu_tp(sec: Section, model: ModelCard, system: SystemProfile,
-            precision: Precision) -> int:
+            precision: Precision) -> tuple[int, int, float]:
+    """(tp, ep, ep_imbalance); a replica spans max(tp, ep) GPUs."""
     if sec.has("chips_per_replica"):
         raise sec.fail("chips_per_replica", "no chips_per_replica on a GPU pool",
                        sec.get("chips_per_replica"), f"A GPU replica spans parallelism.tp "
@@ -148,7 +215,16 @@ def _gpu_tp(sec: Section, model: ModelCard, system: SystemProfile,
         raise par.fail("tp", f"at most {domain}, the scale-up domain of {system.name}", tp,
                        "Tensor parallelism runs over the scale-up fabric and does not span "
                        "systems.")
+    ep, imbalance = read_expert_parallel(par, model, system, tp)
     usable = _usable_bytes(system)
+    if ep > 1:
+        per_chip = weights_per_chip_bytes(model, precision, ep, tp, ep)
+        if per_chip > usable:
+            raise par.fail("ep", "an expert-parallel degree whose share of the weights fits "
+                           "one GPU", ep, f"{_gb(per_chip)} per chip (the non-expert weights "
+                           f"/ tp={tp} plus the experts / ep={ep}) against "
+                           f"{_memory_text(system)}; raise ep or tp.")
+        return tp, ep, imbalance
     per_chip = weights_per_chip_bytes(model, precision, tp)
     if per_chip > usable:
         # suggest a degree that splits the attention heads evenly, as engines require
@@ -164,16 +240,19 @@ def _gpu_tp(sec: Section, model: ModelCard, system: SystemProfile,
             f"{_gb(model.weight_bytes(precision.weight_bytes_per_param))} of weights, "
             f"{_gb(per_chip)} per chip at tp={tp}, but one {system.chip_name} holds "
             f"{_memory_text(system)}; {advice}.")
-    return tp
+    return tp, 1, 1.0
 
 
 def _lpu_chips(sec: Section, model: ModelCard, system: SystemProfile, precision: Precision,
-               stats: LengthStats) -> int:
+               stats: LengthStats, ffn_only: bool) -> int:
+    """LPUs per replica; under the attention–FFN split they hold only the FFN/experts."""
     if sec.has("parallelism"):
         raise sec.fail("parallelism", "no parallelism on an LPU pool", sec.get("parallelism"),
                        "An LPU replica is as many chips as its weights and KV cache need in "
                        "SRAM; write chips_per_replica: auto (or a number) instead.")
     value = sec.get("chips_per_replica", "auto")
+    if value == "auto" and ffn_only:
+        return ffn_chips_for(model, system, precision)
     if value == "auto":
         # Size for a full batch of average requests: reserve KV room for max_batch (the
         # scheduler's option, DEFAULT_MAX_BATCH if unset) × (mean input + mean output)
@@ -191,8 +270,9 @@ def _lpu_chips(sec: Section, model: ModelCard, system: SystemProfile, precision:
                        did_you_mean(value, ["auto"]))
     chips = sec.integer("chips_per_replica", meaning="LPUs per replica, or auto")
     usable = _usable_bytes(system)
-    if weights_per_chip_bytes(model, precision, chips) > usable:
-        total = model.weight_bytes(precision.weight_bytes_per_param)
+    total = (ffn_weight_bytes(model, precision) if ffn_only
+             else model.weight_bytes(precision.weight_bytes_per_param))
+    if total / chips > usable:
         least = math.ceil(total / usable)
         raise sec.fail(
             "chips_per_replica", "enough chips for the weights to fit in their memory", chips,

@@ -30,6 +30,7 @@ from simulator.config.feasibility import build_pools, check_context, check_roles
 from simulator.config.overrides import apply_overrides
 from simulator.config.scenario import (
     DTYPE_BYTES,
+    KV_DTYPE_BYTES,
     ArrivalSpec,
     LengthSpec,
     Precision,
@@ -42,7 +43,7 @@ from simulator.models import load_model
 from simulator.resources import data_root, resolve_file
 from simulator.workload import length_stats
 
-__all__ = ["build_scenario", "load_scenario", "read_mapping"]
+__all__ = ["build_scenario", "load_scenario", "raw_scenario", "read_mapping"]
 
 SCHEMA_VERSION = 1
 DEFAULT_TIER_TABLE = "gtc-2026"
@@ -55,9 +56,20 @@ def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None,
 
     ``overrides`` are dotted key paths (as given to ``--set``) applied to the raw YAML
     first, so they go through every check a value written in the file would; ``seed``, when
-    given, replaces the file's seed after them.
+    given, replaces the file's seed after them. A ``sweep:`` block is checked but not
+    expanded: this is the base scenario (``simulator.sweep.expand_sweep`` gives the variants).
     """
     file = Path(path)
+    return build_scenario(raw_scenario(file, overrides, seed), file)
+
+
+def raw_scenario(file: Path, overrides: Mapping[str, Any] | None = None,
+                 seed: int | None = None) -> dict[str, Any]:
+    """The file's mapping with ``overrides`` and ``seed`` applied, not yet validated.
+
+    Separate from :func:`load_scenario` because a sweep variant starts from here and adds
+    its own overrides before validation.
+    """
     raw = read_mapping(file, "a scenario file")
     if overrides:
         raw = apply_overrides(raw, overrides, file)
@@ -65,7 +77,7 @@ def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None,
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ScenarioError("--seed", "seed", "an integer ≥ 0", seed)
         raw["seed"] = seed
-    return build_scenario(raw, file)
+    return raw
 
 
 def read_mapping(file: Path, what: str) -> dict[str, Any]:
@@ -103,7 +115,7 @@ def build_scenario(raw: dict[str, Any], file: Path) -> Scenario:
     model = load_model(model_ref, file, "model")
     prec = top.section("precision", PRECISION_KEYS)
     precision = Precision(weights=prec.text("weights", "fp8", choices=DTYPE_BYTES),
-                          kv_cache=prec.text("kv_cache", "fp8", choices=DTYPE_BYTES))
+                          kv_cache=prec.text("kv_cache", "fp8", choices=KV_DTYPE_BYTES))
     tiers, tiers_resolved = _tiers(top, file)
     workload, workload_resolved = _workload(top.section("workload", WORKLOAD_KEYS), tiers)
     stats = length_stats(workload.lengths, file)
@@ -112,6 +124,11 @@ def build_scenario(raw: dict[str, Any], file: Path) -> Scenario:
     check_roles(pools, file)
     links, links_resolved = read_links(top, pools)
     router, router_resolved = read_policy(top, "router", "least_outstanding", "router")
+    if top.has("sweep"):
+        # Imported here: the sweep package builds its variants with this module.
+        from simulator.sweep.block import read_sweep
+
+        read_sweep(top.get("sweep"), file)
     resolved = {
         "schema_version": SCHEMA_VERSION,
         "name": name,

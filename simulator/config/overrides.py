@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from simulator.config.checks import ANY_KEYS, SCHEMA, Items, parse_yaml
+from simulator.config.checks import ANY_KEYS, SCHEMA, Items, join_key, parse_yaml
 from simulator.errors import ScenarioError, did_you_mean
 
-__all__ = ["apply_overrides", "parse_override"]
+__all__ = ["apply_overrides", "override_key", "parse_override"]
 
 _FORM = "KEY=VALUE with a dotted key path, e.g. pools.decode.replicas=4"
 
@@ -57,6 +57,24 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any],
     for path, value in overrides.items():
         _set(result, path, copy.deepcopy(value), file)
     return result
+
+
+def override_key(raw: dict[str, Any], path: str, file: str | Path | None) -> str:
+    """The key path the loader reports (``pools[1].replicas``) for an override path
+    (``pools.decode.replicas``) in ``raw``, so an error found after the override was applied
+    can be traced back to it.
+    """
+    node: Any = raw
+    key = ""
+    parts = _check_path(path, file if file is not None else "--set")
+    for depth, part in enumerate(parts):
+        if isinstance(node, list):
+            index = _list_index(node, part, path, ".".join(parts[:depth]), file)
+            key, node = join_key(key, index), node[index]
+        else:
+            key = join_key(key, part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return key
 
 
 def _set(root: dict[str, Any], path: str, value: Any, file: str | Path | None) -> None:

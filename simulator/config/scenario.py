@@ -16,18 +16,24 @@ from simulator.models import ModelCard
 
 __all__ = [
     "ArrivalSpec",
+    "AttentionSplitSpec",
+    "KVTierSpec",
     "LengthSpec",
     "LinkSpec",
     "PolicySpec",
     "PoolSpec",
     "Precision",
     "Scenario",
+    "SpeculativeSpec",
     "TierSpec",
     "WorkloadSpec",
 ]
 
 ROLES = ("prefill", "decode", "both")
 DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5, "int4": 0.5}
+# KV caches are also stored below 4 bits (KIVI, KVQuant-style 3-bit); values only, the
+# per-group scales (a few per cent more) are not counted.
+KV_DTYPE_BYTES = {**DTYPE_BYTES, "int3": 0.375}
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class Precision:
 
     @property
     def kv_bytes_per_value(self) -> float:
-        return DTYPE_BYTES[self.kv_cache]
+        return KV_DTYPE_BYTES[self.kv_cache]
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,48 @@ class PolicySpec:
 
 
 @dataclass(frozen=True)
+class SpeculativeSpec:
+    """Speculative decoding (MTP or EAGLE heads): k drafted tokens checked in one pass."""
+
+    draft_tokens: int
+    acceptance: float              # probability each drafted token is accepted, given the last was
+    draft_cost_fraction: float     # one draft pass / one decode step of the model
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Expected tokens a sequence gains per step: 1 + a + a² + … + a^k."""
+        return sum(self.acceptance ** i for i in range(self.draft_tokens + 1))
+
+
+@dataclass(frozen=True)
+class AttentionSplitSpec:
+    """Attention–FFN split: attention and the KV cache on GPUs, the FFN/experts elsewhere."""
+
+    system: SystemProfile
+    chips: int                     # GPUs per replica, data-parallel over the batch
+    exchange_bandwidth_gbps: float # activations GPU ↔ FFN chips, per replica, per direction
+    exchange_latency_us: float     # one way, per layer crossing
+
+    @property
+    def systems(self) -> int:
+        return -(-self.chips // self.system.chips_per_system)
+
+
+@dataclass(frozen=True)
+class KVTierSpec:
+    """A slower store holding KV cache of earlier prompts (host DRAM, a networked KV pool).
+
+    ``hit_rate`` is the share of a prompt's tokens found here among those no faster tier
+    had; loading them costs ``latency + bytes / bandwidth`` instead of computing them.
+    """
+
+    name: str
+    bandwidth_gbps: float          # gigabits per second into one replica
+    latency_us: float
+    hit_rate: float                # in [0, 1)
+
+
+@dataclass(frozen=True)
 class PoolSpec:
     name: str
     role: str                      # prefill | decode | both
@@ -105,6 +153,11 @@ class PoolSpec:
     scheduler: PolicySpec
     kv_block_tokens: int = 16
     kv_capacity_tokens: int = 0    # resolved at load: KV room of one replica, in tokens
+    ep: int = 1                    # expert-parallel degree (GPUs); chips_per_replica = ep then
+    ep_imbalance: float = 1.0      # busiest expert rank's load over the mean
+    speculative: SpeculativeSpec | None = None
+    attention_split: AttentionSplitSpec | None = None
+    kv_tiers: tuple[KVTierSpec, ...] = ()   # fastest first; prefill and both pools only
 
     @property
     def chips(self) -> int:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import simpy
 
 from simulator.config.scenario import PoolSpec, Scenario
-from simulator.costs import replica_cost_vector
+from simulator.costs import pool_cost_vector
 from simulator.engine.clock import Clock
 from simulator.engine.decoder import DecodeReplica
+from simulator.engine.kv_tiers import TierLoads
 from simulator.engine.prefiller import PrefillReplica
 from simulator.engine.replica import Replica
 from simulator.engine.state import RequestTable
@@ -33,7 +35,8 @@ Progress = Callable[[int, int], None]
 @dataclass
 class Pool:
     """Replicas of one role; ``lazy`` when they are compiled decode replicas that must be
-    advanced to the present before anyone reads their load."""
+    advanced to the present before anyone reads their load; ``kv_loads`` when prompts
+    load a prefix from KV offload tiers before they queue."""
 
     spec: PoolSpec
     replicas: list[Any]
@@ -41,6 +44,7 @@ class Pool:
     outstanding: np.ndarray
     ingress: list[KVLink] = field(default_factory=list)
     lazy: bool = False
+    kv_loads: TierLoads | None = None
 
     def free_blocks(self) -> np.ndarray:
         return np.fromiter((r.room_blocks() for r in self.replicas), dtype=np.int64,
@@ -82,12 +86,15 @@ class Factory:
     # ----- construction
     def _build_pool(self, spec: PoolSpec) -> Pool:
         sc = self.scenario
-        cost = replica_cost_vector(sc.model, spec.system, sc.precision,
-                                   spec.chips_per_replica, spec.tp)
+        cost = pool_cost_vector(sc.model, spec, sc.precision)
         blocks = spec.kv_capacity_tokens // spec.kv_block_tokens
         key = f"pools.{spec.name}.scheduler"
         pool = Pool(spec, [], build_policy(sc.router, "router", sc.source, "router"),
                     np.zeros(spec.replicas, dtype=np.int64))
+        if spec.kv_tiers:
+            pool.kv_loads = TierLoads(
+                spec.kv_tiers, self.table, spec.kv_block_tokens,
+                sc.model.kv_bytes_per_token(sc.precision.kv_bytes_per_value), spec.replicas)
         for index in range(spec.replicas):
             scheduler = build_policy(spec.scheduler, "scheduler", sc.source, key)
             if spec.role == "decode" and type(scheduler) is ContinuousBatching:
@@ -192,7 +199,21 @@ class Factory:
         choice = self._choose(self.entry, request)
         self.table.prefill_replica[request] = choice
         self.entry.outstanding[choice] += 1
-        self.entry.replicas[choice].enqueue(request)
+        loads = self.entry.kv_loads
+        if loads is None:
+            self.entry.replicas[choice].enqueue(request)
+            return
+        now = float(self.env.now)
+        ready_s = loads.start(request, choice, now)
+        if ready_s > now:
+            self.env.at(ready_s).callbacks.append(partial(self._loaded, request))
+        else:
+            self._loaded(request)
+
+    def _loaded(self, request: int, _event: simpy.Event | None = None) -> None:
+        """The prompt's prefix has landed from the KV tiers: it queues for the rest."""
+        self.table.cached[request] = self.table.kv_hit_tokens[request]
+        self.entry.replicas[int(self.table.prefill_replica[request])].enqueue(request)
 
     def _open_arrivals(self) -> Generator[simpy.Event, Any, None]:
         env = self.env

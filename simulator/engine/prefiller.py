@@ -59,6 +59,15 @@ class PrefillReplica(CompiledReplica):
             self.next_s = now
             self.advance(now)
 
+    @property
+    def prompt_tokens_computed(self) -> int:
+        """Prompt tokens run through this replica's steps, counted per finished prompt
+        (the kernel keeps no such sum): a prefill replica never preempts, so each prompt
+        was computed once, less the prefix loaded from KV tiers."""
+        t = self.table
+        mine = (t.prefill_replica == self.index) & ~np.isnan(t.prefill_end_s)
+        return int((t.input_tokens[mine] - t.kv_hit_tokens[mine]).sum())
+
     def release(self, request: int) -> None:
         """The request's KV has left for its decode replica: free its blocks here."""
         now = float(self.env.now)

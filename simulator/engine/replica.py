@@ -103,6 +103,7 @@ class Replica:
         self.acc = np.zeros(N_ACC)
         self.steps = 0
         self.preemptions = 0
+        self.prompt_tokens_computed = 0   # recomputation after a preemption included
         self._kv_area = 0.0
         self._kv_mark_s = 0.0
         self.process = env.process(self._run())
@@ -353,6 +354,7 @@ class Replica:
             self._advance_decoders(dec, 1, now)
         for request, take in chunks:
             table.cached[request] += take
+            self.prompt_tokens_computed += take
             if table.cached[request] >= table.target[request]:
                 self._prompt_done(request, now, time_s)
 

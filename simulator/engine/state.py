@@ -36,7 +36,8 @@ class RequestTable:
     have cached before it can decode: its prompt at first, and everything it had after a
     preemption threw its KV away. ``blocks_first`` and ``blocks_decode`` are the KV blocks
     a request holds on its prefill (or aggregated) replica and on its decode replica:
-    during a transfer it holds both.
+    during a transfer it holds both. ``kv_hit_tokens`` is the prompt prefix loaded from KV
+    offload tiers rather than computed (zero without tiers).
     """
 
     def __init__(self, arrival_s: np.ndarray, input_tokens: np.ndarray,
@@ -63,6 +64,7 @@ class RequestTable:
         self.prefill_replica = np.full(n, -1, dtype=np.int32)
         self.decode_replica = np.full(n, -1, dtype=np.int32)
         self.done = np.zeros(n, dtype=bool)
+        self.kv_hit_tokens = np.zeros(n, dtype=np.int64)
 
     # Declared for type checkers; set as row views in __init__.
     arrival_s: np.ndarray

@@ -71,7 +71,13 @@ from simulator.kernels.replica_state import (
     STATUS_REACHED,
     kv_mark,
 )
-from simulator.kernels.step import step_cost
+from simulator.kernels.step import (
+    P_SPEC_DRAFT_TOKENS,
+    P_SPEC_TOKENS_MILLI,
+    decode_step_cost,
+    spec_accepted,
+    step_cost,
+)
 
 
 @njit(cache=True)
@@ -102,9 +108,15 @@ def start_transfer(st: np.ndarray, q: np.ndarray, qt: np.ndarray, ints: np.ndarr
 
 
 @njit(cache=True)
-def _finish_step(st: np.ndarray, slots: np.ndarray, rc: np.ndarray, ints: np.ndarray,
-                 times: np.ndarray, hist: np.ndarray, done: np.ndarray, n_done: int) -> int:
-    """Close the step in progress at its end; return the new count of ``done``."""
+def _finish_step(p: np.ndarray, st: np.ndarray, slots: np.ndarray, rc: np.ndarray,
+                 ints: np.ndarray, times: np.ndarray, hist: np.ndarray, done: np.ndarray,
+                 n_done: int) -> int:
+    """Close the step in progress at its end; return the new count of ``done``.
+
+    A decoder gains one token per step, or with speculative decoding the tokens it
+    accepted (``spec_accepted``), never more than it has left to produce.
+    """
+    milli = int(p[P_SPEC_TOKENS_MILLI])
     start = st[ST_CLOCK_S]
     t = st[ST_STEP_END_S]
     step_s = st[ST_STEP_TIME_S]
@@ -141,11 +153,15 @@ def _finish_step(st: np.ndarray, slots: np.ndarray, rc: np.ndarray, ints: np.nda
             regular += 1.0
         else:   # the first token after joining, or after a stall: timed from the last one
             histogram_add(hist, HIST_LO_LOG10, HIST_BINS_PER_DECADE, (start - last) + step_s, 1.0)
-        ints[TI_CACHED, r] += 1
-        ints[TI_GENERATED, r] += 1
+        gained = 1
+        if milli > 1000:
+            gained = min(spec_accepted(ints[TI_GENERATED, r] - 1, milli),
+                         ints[TI_OUTPUT, r] - ints[TI_GENERATED, r])
+        ints[TI_CACHED, r] += gained
+        ints[TI_GENERATED, r] += gained
         times[TF_LAST_TOKEN, r] = t
         if ints[TI_GENERATED, r] >= ints[TI_OUTPUT, r]:
-            st[ST_KV_TOKENS] -= ints[TI_CACHED, r] - 1
+            st[ST_KV_TOKENS] -= ints[TI_CACHED, r] - gained
             kv_mark(st, t)
             st[ST_FREE_BLOCKS] += ints[TI_BLOCKS_DECODE, r]
             ints[TI_BLOCKS_DECODE, r] = 0
@@ -153,7 +169,7 @@ def _finish_step(st: np.ndarray, slots: np.ndarray, rc: np.ndarray, ints: np.nda
             done[n_done] = r
             n_done += 1
         else:
-            st[ST_KV_TOKENS] += 1.0
+            st[ST_KV_TOKENS] += gained
             slots[kept] = r
             kept += 1
     if regular > 0.0:
@@ -257,13 +273,15 @@ def _preempt_newest(st: np.ndarray, slots: np.ndarray, rc: np.ndarray, ints: np.
 
 
 @njit(cache=True)
-def _blocks_short(st: np.ndarray, slots: np.ndarray, ints: np.ndarray) -> int:
-    """New blocks the batch needs for the tokens the next decode step writes."""
+def _blocks_short(p: np.ndarray, st: np.ndarray, slots: np.ndarray, ints: np.ndarray) -> int:
+    """New blocks the batch needs for the tokens the next decode step writes (the
+    token and any drafted ones being verified)."""
     bt = int(st[ST_BLOCK_TOKENS])
+    ahead = bt + int(p[P_SPEC_DRAFT_TOKENS])
     short = 0
     for i in range(int(st[ST_N])):
         r = slots[i]
-        need = (ints[TI_CACHED, r] + bt) // bt   # ceil((cached + 1) / bt)
+        need = (ints[TI_CACHED, r] + ahead) // bt   # ceil((cached + 1 + drafted) / bt)
         if need > ints[TI_BLOCKS_DECODE, r]:
             short += need - ints[TI_BLOCKS_DECODE, r]
     return short
@@ -273,17 +291,16 @@ def _blocks_short(st: np.ndarray, slots: np.ndarray, ints: np.ndarray) -> int:
 def _start_decode_step(p: np.ndarray, st: np.ndarray, slots: np.ndarray, ints: np.ndarray,
                        short: int) -> None:
     bt = int(st[ST_BLOCK_TOKENS])
+    ahead = bt + int(p[P_SPEC_DRAFT_TOKENS])
     if short:
         kv_mark(st, st[ST_CLOCK_S])
         st[ST_FREE_BLOCKS] -= short
         for i in range(int(st[ST_N])):
             r = slots[i]
-            need = (ints[TI_CACHED, r] + bt) // bt
+            need = (ints[TI_CACHED, r] + ahead) // bt
             if need > ints[TI_BLOCKS_DECODE, r]:
                 ints[TI_BLOCKS_DECODE, r] = need
-    n = st[ST_N]
-    kv = st[ST_KV_TOKENS]
-    time_s, energy_j = step_cost(p, n, n, kv + n, kv)
+    time_s, energy_j = decode_step_cost(p, st[ST_N], st[ST_KV_TOKENS])
     st[ST_STEP_KIND] = 1.0
     st[ST_STEP_TIME_S] = time_s
     st[ST_STEP_ENERGY_J] = energy_j
@@ -311,7 +328,7 @@ def decode_advance(p: np.ndarray, st: np.ndarray, slots: np.ndarray, q: np.ndarr
             if n_done + max_batch > done.shape[0]:
                 st[ST_STATUS] = STATUS_FULL
                 return n_done
-            n_done = _finish_step(st, slots, rc, ints, times, hist, done, n_done)
+            n_done = _finish_step(p, st, slots, rc, ints, times, hist, done, n_done)
         _join_ready(st, slots, q, qt, ints, times)
         if st[ST_N_RC] > st[ST_N_PROMPT]:
             _admit_recompute(st, rc, ints)
@@ -319,7 +336,7 @@ def decode_advance(p: np.ndarray, st: np.ndarray, slots: np.ndarray, q: np.ndarr
             _start_prompt_step(p, st, rc, ints)
             continue
         if st[ST_N] > 0.0:
-            short = _blocks_short(st, slots, ints)
+            short = _blocks_short(p, st, slots, ints)
             if short > st[ST_FREE_BLOCKS]:
                 _preempt_newest(st, slots, rc, ints)
                 continue

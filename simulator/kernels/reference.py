@@ -35,23 +35,45 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
 
     compute_rate = p[k.P_SHARDS] * p[k.P_PEAK_FLOPS] * p[k.P_ETA_COMPUTE]
     memory_rate = p[k.P_SHARDS] * p[k.P_MEM_BW] * p[k.P_ETA_MEMORY]
+    ep = int(p[k.P_EP])
+    straggler = p[k.P_EP_IMBALANCE] if ep > 1 and p[k.P_EP_IMBALANCE] > 1 else 1.0
 
     # linear layers: every new token through the dense path, lm_head for samplers only
-    flops = tokens * p[k.P_LIN_FLOPS_PER_TOKEN] + samples * p[k.P_HEAD_FLOPS_PER_SEQ]
-    read = p[k.P_DENSE_WEIGHT_BYTES]
+    expert_flops = tokens * p[k.P_EXPERT_FLOPS_PER_TOKEN]
+    flops = (tokens * p[k.P_LIN_FLOPS_PER_TOKEN] - expert_flops + straggler * expert_flops
+             + samples * p[k.P_HEAD_FLOPS_PER_SEQ])
+    read = p[k.P_DENSE_WEIGHT_BYTES] * max(p[k.P_DENSE_COPIES], 1.0)
     if p[k.P_MOE_LAYERS] > 0:
         miss = (1.0 - p[k.P_TOP_K] / p[k.P_EXPERTS]) ** tokens
-        read += p[k.P_MOE_LAYERS] * p[k.P_EXPERTS] * (1.0 - miss) * p[k.P_EXPERT_BYTES]
-    linear_s = max(flops / compute_rate, read / memory_rate)
+        read += (straggler * p[k.P_MOE_LAYERS] * p[k.P_EXPERTS] * (1.0 - miss)
+                 * p[k.P_EXPERT_BYTES])
 
     # attention: pairs and KV traffic request by request
     pairs = float(sum(_pairs(int(a), int(c)) for a, c in zip(new, cached, strict=True)))
     kv_tokens = float(np.sum(cached)) + tokens   # read the cache, write the new tokens
-    attention_s = max(pairs * p[k.P_ATTN_FLOPS_PER_PAIR] / compute_rate,
-                      kv_tokens * p[k.P_KV_BYTES_PER_TOKEN] / memory_rate)
+    attn_flops = pairs * p[k.P_ATTN_FLOPS_PER_PAIR]
+    kv_bytes = kv_tokens * p[k.P_KV_BYTES_PER_TOKEN]
+    side_s = 0.0
+    comm_s = 0.0
+    gpus = p[k.P_AFD_CHIPS]
+    if gpus > 0:
+        # attention and its projections run on the GPUs; the FFN chips keep the rest
+        proj = tokens * p[k.P_AFD_ATTN_FLOPS_PER_TOKEN]
+        flops -= proj
+        read -= p[k.P_AFD_ATTN_WEIGHT_BYTES]
+        per_gpu_flops = p[k.P_AFD_PEAK_FLOPS] * p[k.P_AFD_ETA_COMPUTE]
+        per_gpu_bytes = p[k.P_AFD_MEM_BW] * p[k.P_AFD_ETA_MEMORY]
+        side_s = max((proj + attn_flops) / gpus / per_gpu_flops,
+                     (p[k.P_AFD_ATTN_WEIGHT_BYTES] + kv_bytes / gpus) / per_gpu_bytes)
+        attention_s = 0.0
+        for _layer in range(int(p[k.P_LAYERS])):   # there and back, every layer
+            comm_s += 2 * (p[k.P_AFD_EXCHANGE_LATENCY_S]
+                           + tokens * p[k.P_HIDDEN] * p[k.P_ACT_BYTES] / p[k.P_AFD_EXCHANGE_BW])
+    else:
+        attention_s = max(attn_flops / compute_rate, kv_bytes / memory_rate)
+    linear_s = max(flops / compute_rate, read / memory_rate)
 
     # tensor parallelism: a ring all-reduce after attention and after the MLP of each layer
-    comm_s = 0.0
     tp = p[k.P_TP]
     if tp > 1:
         message_bytes = tokens * p[k.P_HIDDEN] * p[k.P_ACT_BYTES]
@@ -59,11 +81,36 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
                         + p[k.P_ALLREDUCE_LATENCY_S])
         for _layer in range(int(p[k.P_LAYERS])):
             comm_s += 2 * per_reduce_s
+    if ep > 1:
+        comm_s += 2 * p[k.P_MOE_LAYERS] * _all_to_all_ref(p, tokens, ep, straggler)
+    stages = int(p[k.P_PP_STAGES])
+    for _hop in range(stages - 1):
+        comm_s += (p[k.P_PP_HOP_LATENCY_S]
+                   + tokens * p[k.P_HIDDEN] * p[k.P_ACT_BYTES] / p[k.P_PP_HOP_BW])
 
     busy_s = linear_s + attention_s
-    total_s = busy_s + comm_s + p[k.P_LAYERS] * p[k.P_LAYER_SYNC_S] + p[k.P_STEP_OVERHEAD_S]
+    total_s = (busy_s + side_s + comm_s + p[k.P_LAYERS] * p[k.P_LAYER_SYNC_S]
+               + p[k.P_STEP_OVERHEAD_S])
     energy_j = p[k.P_CHIPS] * (p[k.P_IDLE_W] * (total_s - busy_s) + p[k.P_MAX_W] * busy_s)
+    if gpus > 0:
+        energy_j += gpus * (p[k.P_AFD_IDLE_W] * (total_s - side_s) + p[k.P_AFD_MAX_W] * side_s)
     return float(total_s), float(energy_j)
+
+
+def _all_to_all_ref(p: np.ndarray, tokens: float, ep: int, straggler: float) -> float:
+    """Rank 0's traffic to every other rank, destination by destination."""
+    domain = int(min(p[k.P_EP_DOMAIN], ep))
+    per_destination = (tokens / ep) * p[k.P_TOP_K] / ep * p[k.P_HIDDEN] * p[k.P_ACT_BYTES]
+    fast_bytes = slow_bytes = 0.0
+    for rank in range(1, ep):
+        if rank < domain:
+            fast_bytes += per_destination * straggler
+        else:
+            slow_bytes += per_destination * straggler
+    if ep <= domain:
+        return fast_bytes / p[k.P_EP_FAST_BW] + p[k.P_EP_FAST_LATENCY_S]
+    return max(fast_bytes / p[k.P_EP_FAST_BW] + p[k.P_EP_FAST_LATENCY_S],
+               slow_bytes / p[k.P_EP_SLOW_BW] + p[k.P_EP_SLOW_LATENCY_S])
 
 
 @dataclass

@@ -16,11 +16,15 @@ Per step, with ``S`` chips sharing the work at peak × efficiency::
     t_lin  = max(FLOPs of linear layers and lm_head, weight bytes read) / (S · rate)
     t_attn = max(pairs · FLOPs per pair, (cached + new tokens) · KV bytes per token) / (S · rate)
     t_comm = two ring all-reduces of the new tokens' activations per layer (TP > 1)
+           + two all-to-alls per MoE layer (expert parallelism, EP > 1)
+           + a hop per extra system a replica spans (pipeline stages)
     t_sync = layers · per-layer chip-to-chip sync (LPU pipelines)
     time   = t_lin + t_attn + t_comm + t_sync + fixed step overhead
 
-Chips draw their maximum power only during ``t_lin + t_attn``; waiting on the network, on
-synchronisation or on the host they sit at idle power.
+With the attention–FFN split, attention (its projections, the pairs and the KV cache) runs
+on separate GPUs (``t_side`` instead of ``t_attn``) and every layer sends the activations
+there and back. Chips draw their maximum power only while computing or reading memory;
+waiting on the network, on synchronisation or on the host they sit at idle power.
 """
 
 from __future__ import annotations
@@ -55,7 +59,34 @@ P_STEP_OVERHEAD_S = 21
 P_IDLE_W = 22                # per chip
 P_MAX_W = 23                 # per chip
 P_CHIPS = 24                 # chips drawing power for the replica
-N_PARAMS = 25
+# Parallel layouts beyond plain tensor parallelism; each term is skipped at its neutral value.
+P_DENSE_COPIES = 25          # copies of the dense weights over the shards (data-parallel attention)
+P_EXPERT_FLOPS_PER_TOKEN = 26   # routed experts' share of P_LIN_FLOPS_PER_TOKEN
+P_EP = 27                    # expert-parallel ranks (experts split over this many chips)
+P_EP_IMBALANCE = 28          # busiest rank's expert load over the mean (≥ 1)
+P_EP_DOMAIN = 29             # chips per scale-up domain
+P_EP_FAST_BW = 30            # bytes/s per chip per direction inside the domain
+P_EP_FAST_LATENCY_S = 31
+P_EP_SLOW_BW = 32            # bytes/s per chip per direction between domains (scale-out NIC)
+P_EP_SLOW_LATENCY_S = 33
+P_PP_STAGES = 34             # systems a replica spans, passed through in sequence
+P_PP_HOP_BW = 35             # bytes/s of one stage-to-stage hop
+P_PP_HOP_LATENCY_S = 36
+P_SPEC_DRAFT_TOKENS = 37     # speculative tokens proposed per step (MTP / EAGLE heads)
+P_SPEC_TOKENS_MILLI = 38     # accepted tokens per step per sequence × 1000, rounded
+P_SPEC_DRAFT_FRACTION = 39   # one draft pass's cost as a fraction of a decode step
+P_AFD_CHIPS = 40             # attention–FFN split: GPUs holding attention and KV (0: no split)
+P_AFD_PEAK_FLOPS = 41
+P_AFD_MEM_BW = 42
+P_AFD_ETA_COMPUTE = 43
+P_AFD_ETA_MEMORY = 44
+P_AFD_ATTN_FLOPS_PER_TOKEN = 45   # attention projections, all layers
+P_AFD_ATTN_WEIGHT_BYTES = 46      # attention weights, all layers (inside P_DENSE_WEIGHT_BYTES)
+P_AFD_EXCHANGE_BW = 47            # bytes/s between the attention GPUs and the FFN chips
+P_AFD_EXCHANGE_LATENCY_S = 48
+P_AFD_IDLE_W = 49
+P_AFD_MAX_W = 50
+N_PARAMS = 51
 
 # Slots of the running sums a replica keeps, which a decode stretch advances in place.
 ACC_NOW_S = 0         # absolute simulated time at the end of the last step
@@ -78,6 +109,27 @@ def moe_touched_experts(experts: float, top_k: float, tokens: float) -> float:
 
 
 @njit(cache=True)
+def all_to_all_s(p: np.ndarray, tokens: float) -> float:
+    """One expert-parallel all-to-all (dispatch or combine) of ``tokens`` tokens.
+
+    Each rank holds tokens / ep of them and sends each to ``top_k`` experts spread evenly
+    over the ep ranks: 1/ep stays on the chip, the ranks sharing its scale-up domain are
+    reached over the fast fabric and the rest over the scale-out NIC. The two fabrics run
+    at once, so the slower of the two sets the time; the busiest rank carries ``imbalance`` ×
+    the mean. Leaving the domain therefore costs a step in bandwidth (NVLink 900 GB/s vs a
+    50–200 GB/s NIC) and in latency.
+    """
+    ep = p[P_EP]
+    domain = min(p[P_EP_DOMAIN], ep)
+    sent_bytes = tokens / ep * p[P_TOP_K] * p[P_HIDDEN] * p[P_ACT_BYTES] * p[P_EP_IMBALANCE]
+    fast_s = sent_bytes * (domain - 1.0) / ep / p[P_EP_FAST_BW]
+    if domain >= ep:
+        return fast_s + p[P_EP_FAST_LATENCY_S]
+    slow_s = sent_bytes * (ep - domain) / ep / p[P_EP_SLOW_BW]
+    return max(fast_s + p[P_EP_FAST_LATENCY_S], slow_s + p[P_EP_SLOW_LATENCY_S])
+
+
+@njit(cache=True)
 def step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: float,
               kv_read_tokens: float) -> tuple[float, float]:
     """(time_s, energy_j) of one step; an empty step costs nothing."""
@@ -89,26 +141,98 @@ def step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: float
 
     lin_flops = new_tokens * p[P_LIN_FLOPS_PER_TOKEN] + n_seqs * p[P_HEAD_FLOPS_PER_SEQ]
     weight_bytes = p[P_DENSE_WEIGHT_BYTES]
+    if p[P_DENSE_COPIES] > 1.0:
+        weight_bytes *= p[P_DENSE_COPIES]
+    ep = p[P_EP]
     if p[P_MOE_LAYERS] > 0.0:
         touched = moe_touched_experts(p[P_EXPERTS], p[P_TOP_K], new_tokens)
-        weight_bytes += p[P_MOE_LAYERS] * touched * p[P_EXPERT_BYTES]
+        expert_bytes = p[P_MOE_LAYERS] * touched * p[P_EXPERT_BYTES]
+        if ep > 1.0 and p[P_EP_IMBALANCE] > 1.0:
+            # the step waits for the busiest rank, which holds imbalance × its share
+            extra = p[P_EP_IMBALANCE] - 1.0
+            lin_flops += extra * new_tokens * p[P_EXPERT_FLOPS_PER_TOKEN]
+            expert_bytes += extra * expert_bytes
+        weight_bytes += expert_bytes
+    kv_bytes = (kv_read_tokens + new_tokens) * p[P_KV_BYTES_PER_TOKEN]
+    attn_flops = attn_pairs * p[P_ATTN_FLOPS_PER_PAIR]
+
+    t_side = 0.0    # attention on separate GPUs (attention–FFN split)
+    t_comm = 0.0
+    afd_chips = p[P_AFD_CHIPS]
+    if afd_chips > 0.0:
+        proj_flops = new_tokens * p[P_AFD_ATTN_FLOPS_PER_TOKEN]
+        lin_flops -= proj_flops
+        weight_bytes -= p[P_AFD_ATTN_WEIGHT_BYTES]
+        # data-parallel attention: every GPU reads all attention weights and its own KV
+        t_side = max((proj_flops + attn_flops)
+                     / (afd_chips * p[P_AFD_PEAK_FLOPS] * p[P_AFD_ETA_COMPUTE]),
+                     (afd_chips * p[P_AFD_ATTN_WEIGHT_BYTES] + kv_bytes)
+                     / (afd_chips * p[P_AFD_MEM_BW] * p[P_AFD_ETA_MEMORY]))
+        t_attn = 0.0
+        hop_bytes = new_tokens * p[P_HIDDEN] * p[P_ACT_BYTES]
+        t_comm = 2.0 * p[P_LAYERS] * (hop_bytes / p[P_AFD_EXCHANGE_BW]
+                                      + p[P_AFD_EXCHANGE_LATENCY_S])
+    else:
+        t_attn = max(attn_flops / flops_per_s, kv_bytes / bytes_per_s)
     t_lin = max(lin_flops / flops_per_s, weight_bytes / bytes_per_s)
 
-    kv_bytes = (kv_read_tokens + new_tokens) * p[P_KV_BYTES_PER_TOKEN]
-    t_attn = max(attn_pairs * p[P_ATTN_FLOPS_PER_PAIR] / flops_per_s, kv_bytes / bytes_per_s)
-
-    t_comm = 0.0
     tp = p[P_TP]
     if tp > 1.0:
         ring_bytes = 2.0 * (tp - 1.0) / tp * new_tokens * p[P_HIDDEN] * p[P_ACT_BYTES]
-        t_comm = 2.0 * p[P_LAYERS] * (ring_bytes / p[P_ALLREDUCE_BW] + p[P_ALLREDUCE_LATENCY_S])
+        t_comm += 2.0 * p[P_LAYERS] * (ring_bytes / p[P_ALLREDUCE_BW] + p[P_ALLREDUCE_LATENCY_S])
+    if ep > 1.0:
+        t_comm += 2.0 * p[P_MOE_LAYERS] * all_to_all_s(p, new_tokens)
+    if p[P_PP_STAGES] > 1.0:
+        hop_bytes = new_tokens * p[P_HIDDEN] * p[P_ACT_BYTES]
+        t_comm += (p[P_PP_STAGES] - 1.0) * (hop_bytes / p[P_PP_HOP_BW]
+                                            + p[P_PP_HOP_LATENCY_S])
     t_sync = p[P_LAYERS] * p[P_LAYER_SYNC_S]
 
     busy_s = t_lin + t_attn
-    time_s = busy_s + t_comm + t_sync + p[P_STEP_OVERHEAD_S]
+    time_s = busy_s + t_side + t_comm + t_sync + p[P_STEP_OVERHEAD_S]
     chips = p[P_CHIPS]
     energy_j = chips * p[P_IDLE_W] * time_s + chips * (p[P_MAX_W] - p[P_IDLE_W]) * busy_s
+    if afd_chips > 0.0:
+        energy_j += (afd_chips * p[P_AFD_IDLE_W] * time_s
+                     + afd_chips * (p[P_AFD_MAX_W] - p[P_AFD_IDLE_W]) * t_side)
     return time_s, energy_j
+
+
+@njit(cache=True)
+def decode_step_cost(p: np.ndarray, n_seqs: float, kv_tokens: float) -> tuple[float, float]:
+    """(time_s, energy_j) of one decode step of ``n_seqs`` sequences holding ``kv_tokens``.
+
+    With speculative decoding each sequence verifies its token and k drafted ones in one
+    pass (k + 1 new tokens, lm_head at every position), after k draft passes each costing
+    ``P_SPEC_DRAFT_FRACTION`` of a plain decode step (an MTP or EAGLE head is about one
+    layer of the model).
+    """
+    k = p[P_SPEC_DRAFT_TOKENS]
+    if k <= 0.0:
+        return step_cost(p, n_seqs, n_seqs, kv_tokens + n_seqs, kv_tokens)
+    q = k + 1.0
+    new = n_seqs * q
+    time_s, energy_j = step_cost(p, new, new, q * kv_tokens + n_seqs * q * (q + 1.0) / 2.0,
+                                 kv_tokens)
+    draft_s, draft_j = step_cost(p, n_seqs, n_seqs, kv_tokens + n_seqs, kv_tokens)
+    share = k * p[P_SPEC_DRAFT_FRACTION]
+    return time_s + share * draft_s, energy_j + share * draft_j
+
+
+@njit(cache=True)
+def spec_accepted(emitted: int, tokens_milli: int) -> int:
+    """Tokens one sequence accepts at its next step, having emitted ``emitted`` in decode.
+
+    The mean m tokens per step is spread deterministically: after j steps a sequence has
+    emitted floor(j·m) tokens, so each step accepts 1 or more and the long-run mean is m
+    exactly, with no random draw to make results depend on event order. Integer
+    arithmetic on m × 1000 keeps it exact; j is recovered from ``emitted`` because
+    floor(j·m) is strictly increasing for m ≥ 1.
+    """
+    if tokens_milli <= 1000:
+        return 1
+    j = (emitted * 1000 + tokens_milli - 1) // tokens_milli
+    return (j + 1) * tokens_milli // 1000 - emitted
 
 
 @njit(cache=True)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from simulator import __version__
-from simulator.config.scenario import Scenario
+from simulator.config.scenario import PoolSpec, Scenario
 from simulator.engine.factory import Factory, Pool
 from simulator.hardware import provenance_counts
 from simulator.kernels import HIST_BINS_PER_DECADE, HIST_LO_LOG10, histogram_quantiles
@@ -50,6 +50,37 @@ def request_latencies(factory: Factory) -> dict[str, np.ndarray]:
     return {"ttft_s": ttft, "tpot_s": tpot, "e2e_s": t.last_token_s - t.arrival_s}
 
 
+def _layout_summary(spec: PoolSpec) -> dict[str, Any]:
+    """Chip counts of the layouts that add hardware or change tokens per step."""
+    out: dict[str, Any] = {}
+    if spec.ep > 1:
+        out["ep"] = spec.ep
+    if spec.speculative is not None:
+        out["tokens_per_step"] = spec.speculative.tokens_per_step
+    split = spec.attention_split
+    if split is not None:
+        gpus = spec.replicas * split.chips
+        out["attention_split"] = {
+            "system": split.system.name, "chips_per_replica": split.chips, "chips": gpus,
+            "systems": -(-gpus // split.system.chips_per_system)}
+    return out
+
+
+def _split_idle_energy_j(pool: Pool, end_s: float) -> float:
+    """Attention GPUs of an attention–FFN split outside their replicas' steps, plus the
+    rest of the GPU systems they occupy (spare GPUs and each system's overhead)."""
+    spec = pool.spec
+    split = spec.attention_split
+    assert split is not None
+    gpu = split.system
+    idle_s = sum(end_s - replica.busy_s for replica in pool.replicas)
+    gpus = spec.replicas * split.chips
+    systems = -(-gpus // gpu.chips_per_system)
+    return (split.chips * gpu.idle_power_w * idle_s
+            + (systems * gpu.chips_per_system - gpus) * gpu.idle_power_w * end_s
+            + systems * gpu.system_overhead_power_w * end_s)
+
+
 def _pool_summary(pool: Pool, end_s: float, queue_wait_s: float) -> dict[str, Any]:
     spec = pool.spec
     system = spec.system
@@ -64,6 +95,9 @@ def _pool_summary(pool: Pool, end_s: float, queue_wait_s: float) -> dict[str, An
     spare_chips = spec.systems * system.chips_per_system - spec.chips
     energy += spare_chips * system.idle_power_w * end_s
     energy += spec.systems * system.system_overhead_power_w * end_s
+    split = spec.attention_split
+    if split is not None:
+        energy += _split_idle_energy_j(pool, end_s)
     return {
         "role": spec.role,
         "system": system.name,
@@ -80,13 +114,37 @@ def _pool_summary(pool: Pool, end_s: float, queue_wait_s: float) -> dict[str, An
         "batch_size_mean": batch_area / busy if busy > 0 else 0.0,
         "steps": int(sum(r.steps for r in pool.replicas)),
         "preemptions": int(sum(r.preemptions for r in pool.replicas)),
+        **_layout_summary(pool.spec),
     }
+
+
+def _queued_s(factory: Factory) -> np.ndarray:
+    """When each request joined its first pool's queue: on arrival, or once its prefix
+    landed from the KV offload tiers (loading is not queueing)."""
+    loads = factory.entry.kv_loads
+    return factory.table.arrival_s if loads is None else loads.ready_s
+
+
+def _prefill_work(factory: Factory) -> dict[str, Any]:
+    """Prompt tokens the entry pool computed, and the prefix its KV tiers loaded instead."""
+    pool = factory.entry
+    out: dict[str, Any] = {
+        "prefill_tokens_computed": int(sum(r.prompt_tokens_computed for r in pool.replicas)),
+        "kv_tier_hit_tokens": {},
+    }
+    loads = pool.kv_loads
+    if loads is not None:
+        t = factory.table
+        loaded = t.kv_hit_tokens > 0
+        out["kv_tier_hit_tokens"] = loads.hit_tokens_by_tier()
+        out["kv_tier_load_s"] = latency_stats((loads.ready_s - t.arrival_s)[loaded])
+    return out
 
 
 def _queue_waits(factory: Factory) -> dict[str, float]:
     """Total time requests spent queued before each pool (Little: mean length = total / T)."""
     t = factory.table
-    waits = {factory.entry.spec.name: float(np.nansum(t.prefill_start_s - t.arrival_s))}
+    waits = {factory.entry.spec.name: float(np.nansum(t.prefill_start_s - _queued_s(factory)))}
     if factory.decode is not None:
         before_transfer = np.nansum(t.kv_transfer_start_s - t.prefill_end_s)
         before_batch = np.nansum(t.decode_start_s - t.kv_transfer_end_s)
@@ -168,6 +226,7 @@ def summarise(scenario: Scenario, factory: Factory, end_s: float) -> dict[str, A
     waits = _queue_waits(factory)
     pools = {name: _pool_summary(pool, end_s, waits.get(name, 0.0))
              for name, pool in factory.pools.items()}
+    pools[factory.entry.spec.name].update(_prefill_work(factory))
     energy = sum(p["energy_j"] for p in pools.values())
     out_tokens = float(t.output_tokens.sum())
     power_w = energy / end_s if end_s > 0 else 0.0
@@ -177,6 +236,8 @@ def summarise(scenario: Scenario, factory: Factory, end_s: float) -> dict[str, A
     e2e = latency_stats(lat["e2e_s"])
     backlog, drain_s, overloaded = _backlog(factory)
     systems = {p.spec.system.name: p.spec.system for p in factory.pools.values()}
+    systems.update({p.spec.attention_split.system.name: p.spec.attention_split.system
+                    for p in factory.pools.values() if p.spec.attention_split is not None})
     return {
         "name": scenario.name,
         "version": __version__,
@@ -193,7 +254,7 @@ def summarise(scenario: Scenario, factory: Factory, end_s: float) -> dict[str, A
         "tpot_s": latency_stats(lat["tpot_s"]),
         "itl_s": _hist_stats(factory.itl_hist, itl_total_s),
         "e2e_s": e2e,
-        "queue_wait_s": latency_stats(t.prefill_start_s - t.arrival_s),
+        "queue_wait_s": latency_stats(t.prefill_start_s - _queued_s(factory)),
         "output_tokens_per_s": out_tokens / end_s if end_s > 0 else 0.0,
         "requests_per_s": t.n / end_s if end_s > 0 else 0.0,
         "tokens_per_s_per_user": latency_stats(speed),
