@@ -76,7 +76,7 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
 def profiles_tables(profiles: list[Any], models: list[Any]) -> list[Table]:
     hw = Table(title="hardware profiles", title_justify="left")
     for col in ("name", "kind", "chips/system", "memory GB/chip", "TB/s/chip",
-                "dense PF/chip", "max W/chip", "figures (vendor/3P/est/fit)"):
+                "dense PF/chip", "max W/chip", "figures (vendor/3P/derived/est/fit)"):
         hw.add_column(col, justify="left" if col in ("name", "kind") else "right",
                       no_wrap=col == "name")
     for p in profiles:
@@ -87,7 +87,7 @@ def profiles_tables(profiles: list[Any], models: list[Any]) -> list[Table]:
         hw.add_row(p.name, p.kind, str(p.chips_per_system), f"{p.memory_bytes / 1e9:g}",
                    f"{p.memory_bandwidth_bytes_per_s / 1e12:g}", flops, f"{p.max_power_w:g}",
                    "/".join(str(counts.get(t, 0)) for t in
-                            ("vendor", "third_party", "estimate", "fitted")))
+                            ("vendor", "third_party", "derived", "estimate", "fitted")))
     cards = Table(title="model cards", title_justify="left")
     for col in ("name", "params B", "active B", "layers", "KV KiB/token (fp8)", "max context"):
         cards.add_column(col, justify="left" if col == "name" else "right",
