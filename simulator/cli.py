@@ -22,6 +22,7 @@ from rich.table import Table
 
 from simulator import __version__
 from simulator.errors import ScenarioError
+from simulator.report.fidelity import add_commands, calibrate_command, validate_command
 
 if TYPE_CHECKING:
     from simulator.sweep import SweepResult
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--json", action="store_true",
                        help="print the scenario, variants and frontier as one JSON object")
     sub.add_parser("profiles", help="list hardware profiles and model cards")
+    add_commands(sub)
     return parser
 
 
@@ -210,6 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, out, err)
         if args.command == "sweep":
             return _sweep(args, out, err)
+        if args.command == "validate":
+            return validate_command(args, out, err)
+        if args.command == "calibrate":
+            return calibrate_command(args, out, err)
         return _profiles(out)
     except ScenarioError as exc:
         sys.stderr.write(f"error: {exc}\n")   # one unwrapped paragraph, easy to grep

@@ -12,7 +12,13 @@ from pathlib import Path
 from simulator.errors import ScenarioError, did_you_mean
 
 __all__ = [
-    "data_root", "find_model", "find_profile", "list_models", "list_profiles", "resolve_file",
+    "data_root",
+    "fidelity_figures_dir",
+    "find_model",
+    "find_profile",
+    "list_models",
+    "list_profiles",
+    "resolve_file",
 ]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -24,6 +30,11 @@ def data_root() -> Path:
     if (bundled / "hardware_profiles").is_dir():
         return bundled
     return _PACKAGE_DIR.parent
+
+
+def fidelity_figures_dir() -> Path:
+    """The shipped published figures that ``tokenfactory validate`` reproduces."""
+    return data_root() / "benchmarks" / "fidelity"
 
 
 def list_profiles() -> list[Path]:

@@ -1,0 +1,107 @@
+"""Fit a system's efficiency factors to measurements and write them into a new profile.
+
+The factors are few and physical (η_compute, η_memory, the per-step overhead, and for LPUs
+the per-layer synchronisation), one set per chip family, fitted to all of that family's
+figures at once: tuning a figure at a time would reproduce the page and nothing else. The
+search is a coordinate descent on the logarithm of each factor with shrinking steps; each
+trial runs every figure, so it needs no gradient and costs a few dozen simulations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulator.config.loader import read_mapping
+from simulator.errors import ScenarioError
+from simulator.fidelity.figures import Figure
+from simulator.fidelity.validate import Comparison, compare
+from simulator.hardware import SystemProfile, load_profile
+
+__all__ = ["Fit", "fit_factors", "write_profile"]
+
+_STEPS = (1.6, 1.25, 1.1, 1.04)
+# The factors fitted per kind of chip, with their bounds; η are fractions of a peak.
+_FACTORS = {
+    "gpu": {"compute": (0.05, 1.0), "memory": (0.05, 1.0), "step_overhead_s": (1e-6, 0.05)},
+    "lpu": {"compute": (0.05, 1.0), "memory": (0.05, 1.0),
+            "layer_sync_latency_s": (1e-8, 1e-3)},
+}
+_FIELDS = {"compute": "compute_efficiency", "memory": "memory_efficiency",
+           "step_overhead_s": "step_overhead_s", "layer_sync_latency_s": "layer_sync_latency_s"}
+
+
+@dataclass(frozen=True)
+class Fit:
+    factors: dict[str, float]
+    before: list[Comparison]
+    after: list[Comparison]
+
+    @staticmethod
+    def loss(comparisons: Sequence[Comparison]) -> float:
+        """Mean absolute log ratio: a 2× overshoot and a 2× undershoot weigh the same."""
+        return sum(abs(math.log(max(c.run.simulated, 1e-300) / c.figure.published))
+                   for c in comparisons) / len(comparisons)
+
+
+def fit_factors(figures: Sequence[Figure], system: SystemProfile, workers: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> Fit:
+    """Factors for ``system`` that bring ``figures`` (all on that system) closest."""
+    wrong = [f.id for f in figures if load_profile(f.system, f.path).name != system.name]
+    if wrong:
+        raise ScenarioError(None, "--system", f"figures measured on {system.name}",
+                            ", ".join(wrong))
+    bounds = _FACTORS[system.kind]
+    factors = {k: float(getattr(system, _FIELDS[k])) for k in bounds}
+    before = compare(figures, factors, workers)
+    best, best_loss = before, Fit.loss(before)
+    trials = 0
+    budget = len(_STEPS) * len(bounds) * 4
+    for step in _STEPS:
+        improved = True
+        while improved:
+            improved = False
+            for name, (low, high) in bounds.items():
+                for scale in (step, 1.0 / step):
+                    value = min(max(factors[name] * scale, low), high)
+                    if value == factors[name]:
+                        continue
+                    trial = {**factors, name: value}
+                    result = compare(figures, trial, workers)
+                    trials += 1
+                    if progress:
+                        progress(min(trials, budget), budget)
+                    loss = Fit.loss(result)
+                    if loss < best_loss - 1e-9:
+                        factors, best, best_loss, improved = trial, result, loss, True
+                        break
+    return Fit(factors, before, best)
+
+
+def write_profile(system: SystemProfile, fit: Fit, out: Path) -> None:
+    """A copy of ``system``'s profile with the fitted factors, tagged and sourced as fitted."""
+    raw: dict[str, Any] = read_mapping(system.path, "a hardware profile")
+    raw["name"] = out.stem
+    ids = ", ".join(c.figure.id for c in fit.after)
+    stats = (f"mean |error| {_mean_abs(fit.before):.1f} % before, "
+             f"{_mean_abs(fit.after):.1f} % after")
+    for name, value in fit.factors.items():
+        raw["efficiency"][name] = {
+            "value": float(f"{value:.6g}"), "source": "FIT", "tag": "fitted",
+            "note": f"fitted by tokenfactory calibrate to {len(fit.after)} figures ({ids}); "
+                    f"{stats}"}
+    raw.setdefault("sources", {})["FIT"] = (
+        f"tokenfactory calibrate of {system.name} against the figures named in each fitted "
+        "note — (no URL)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    load_profile(str(out))   # what was written must load
+
+
+def _mean_abs(comparisons: Sequence[Comparison]) -> float:
+    return sum(abs(c.error_pct) for c in comparisons) / len(comparisons)

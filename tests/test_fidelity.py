@@ -1,0 +1,146 @@
+"""Figure files, benchmark runners, validate and calibrate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from simulator import ScenarioError
+from simulator.config.scenario import Precision
+from simulator.costs import replica_cost_vector
+from simulator.fidelity import compare, fit_factors, load_figure, load_figures, run_figure
+from simulator.fidelity.runners import _simulate
+from simulator.hardware import load_profile
+from simulator.kernels import decode_step_cost
+from simulator.models import load_model
+
+
+def figure(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "schema_version": 1, "id": "h100-offline", "title": "a hand-made figure",
+        "source": "written for a test", "tag": "user", "metric": "output_tokens_per_s",
+        "published": 10_000, "system": "h100-sxm", "model": "llama-3.1-8b",
+        "precision": {"weights": "fp8", "kv_cache": "fp8"}, "replicas": 1,
+        "parallelism": {"tp": 1}, "scheduler": {"max_batch": 32, "max_batch_tokens": 4096},
+        "benchmark": "offline", "requests": 240,
+        "lengths": {"source": "fixed", "input_tokens": 256, "output_tokens": 64},
+    }
+    data.update(changes)
+    return data
+
+
+def write(folder: Path, data: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{data['id']}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("changes", "key"), [
+    ({"benchmark": "server"}, "limits"),
+    ({"limits": {"ttft_p99_s": 1.0}}, "limits"),
+    ({"metric": "speed"}, "metric"),
+    ({"publshed": 1}, "publshed"),
+    ({"chips_per_replica": 4}, "chips_per_replica"),
+])
+def test_bad_figure_files_are_refused_with_the_key(tmp_path, changes, key):
+    with pytest.raises(ScenarioError) as err:
+        load_figure(write(tmp_path, figure(**changes)))
+    assert err.value.key == key
+
+
+def test_single_user_speed_is_one_over_the_decode_step_by_hand(tmp_path):
+    """One request at a time on one H100: tokens/s per user is 1 / mean decode step."""
+    fig = load_figure(write(tmp_path, figure(
+        id="h100-single", metric="tokens_per_s_per_user", benchmark="single_user",
+        requests=3, lengths={"source": "fixed", "input_tokens": 100, "output_tokens": 5})))
+    p = replica_cost_vector(load_model("llama-3.1-8b"), load_profile("h100-sxm"),
+                            Precision("fp8", "fp8"), 1, 1)
+    # after the prompt (the first token), four decode steps on 100, 101, 102, 103 cached
+    steps = sum(decode_step_cost(p, 1.0, float(c))[0] for c in (100, 101, 102, 103))
+    assert run_figure(fig).simulated == pytest.approx(4 / steps, rel=1e-9)
+
+
+def test_server_search_returns_a_rate_that_meets_the_limits(tmp_path):
+    fig = load_figure(write(tmp_path, figure(
+        id="h100-server", benchmark="server", requests=400,
+        limits={"ttft_p99_s": 0.5, "tpot_p99_s": 0.02})))
+    run = run_figure(fig)
+    assert run.met_limits and run.rate_per_s is not None
+    result = _simulate(fig, {"process": "poisson", "rate_per_s": run.rate_per_s}, 400, None)
+    assert result.summary["ttft_s"]["p99"] <= 0.5 and result.summary["tpot_s"]["p99"] <= 0.02
+    tokens = float(result.requests.output_tokens.mean())
+    assert run.simulated == pytest.approx(run.rate_per_s * tokens, rel=1e-12)
+    # an offline run of the same deployment does at least as much work per second
+    offline = run_figure(load_figure(write(tmp_path, figure(id="h100-flat-out"))))
+    assert offline.simulated > 0.5 * run.simulated
+
+
+def test_calibrate_recovers_factors_that_made_the_figures(tmp_path):
+    """Figures produced by the simulator with known efficiency factors: fitting from the
+    profile's factors brings the error down, and close to the factors that made them."""
+    truth = {"compute": 0.35, "memory": 0.55}
+    folder = tmp_path / "figures"
+    made = []
+    for lengths in ((1024, 16), (64, 256)):   # one compute-bound, one memory-bound
+        data = figure(id=f"h100-{lengths[0]}-{lengths[1]}", lengths={
+            "source": "fixed", "input_tokens": lengths[0], "output_tokens": lengths[1]})
+        made.append(load_figure(write(folder, data)))
+    for fig in made:
+        data = yaml.safe_load(fig.path.read_text(encoding="utf-8"))
+        data["published"] = run_figure(fig, truth).simulated
+        write(folder, data)
+    figures = load_figures(folder)
+    fit = fit_factors(figures, load_profile("h100-sxm"), workers=1)
+    before = max(abs(c.error_pct) for c in fit.before)
+    after = max(abs(c.error_pct) for c in fit.after)
+    assert before > 15 and after < 3
+    assert fit.factors["compute"] == pytest.approx(0.35, rel=0.1)
+    assert fit.factors["memory"] == pytest.approx(0.55, rel=0.1)
+
+
+def tokenfactory(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "simulator", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_validate_and_calibrate_on_hand_written_figures(tmp_path):
+    folder = tmp_path / "mine"
+    write(folder, figure(id="mine-a", published=2_000))
+    write(folder, figure(id="mine-b", published=1_500, lengths={
+        "source": "fixed", "input_tokens": 512, "output_tokens": 32}))
+    done = tokenfactory("validate", "--figures", str(folder), "--json", "--workers", "1",
+                        cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [f["id"] for f in report["figures"]] == ["mine-a", "mine-b"]
+    assert set(report) == {"figures", "median_abs_error_pct", "p90_abs_error_pct",
+                           "max_abs_error_pct"}
+    first = {f["id"]: f["error_pct"] for f in report["figures"]}
+    for f in report["figures"]:
+        assert f["error_pct"] == pytest.approx(
+            100 * (f["simulated"] - f["published"]) / f["published"])
+
+    out = tmp_path / "h100-mine.yaml"
+    done = tokenfactory("calibrate", "--figures", str(folder), "--system", "h100-sxm",
+                        "--out", str(out), "--workers", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    profile = load_profile(str(out))
+    assert profile.figures["efficiency.compute"].tag == "fitted"
+    # the new profile, named in the figures, brings their error down
+    for name in ("mine-a", "mine-b"):
+        path = folder / f"{name}.yaml"
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data["system"] = str(out)
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    after = compare(load_figures(folder), workers=1)
+    assert sum(abs(c.error_pct) for c in after) < sum(abs(e) for e in first.values())
+
+    bad = tokenfactory("validate", "--figures", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert bad.returncode == 2 and "directory of figure files" in bad.stderr
