@@ -62,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
                        "(default: out/<scenario name>-sweep)")
     sweep.add_argument("--json", action="store_true",
                        help="print the scenario, variants and frontier as one JSON object")
-    sub.add_parser("profiles", help="list hardware profiles and model cards")
+    profiles = sub.add_parser("profiles", help="list hardware profiles and model cards; with "
+                              "a profile name, every figure of it with its source and tag")
+    profiles.add_argument("name", nargs="?", help="a profile name or path")
     add_commands(sub)
     return parser
 
@@ -188,11 +190,16 @@ def _pool_cell(p: dict[str, Any]) -> str:
     return cell
 
 
-def _profiles(out: Console) -> int:
+def _profiles(args: argparse.Namespace, out: Console) -> int:
     from simulator.hardware import load_profile
     from simulator.models import load_model
-    from simulator.report.table import profiles_tables
+    from simulator.report.table import profiles_tables, provenance_tables
     from simulator.resources import list_models, list_profiles
+
+    if args.name:
+        for table in provenance_tables(load_profile(args.name, None, "profiles NAME")):
+            out.print(table)
+        return 0
 
     profiles = [load_profile(p) for p in list_profiles()]
     models = [load_model(p) for p in list_models()]
@@ -216,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return validate_command(args, out, err)
         if args.command == "calibrate":
             return calibrate_command(args, out, err)
-        return _profiles(out)
+        return _profiles(args, out)
     except ScenarioError as exc:
         sys.stderr.write(f"error: {exc}\n")   # one unwrapped paragraph, easy to grep
         return 2

@@ -115,3 +115,13 @@ def test_profiles_lists_shipped_profiles_and_cards(tmp_path):
     for name in ("h100-sxm", "gb200-nvl72", "vera-rubin-nvl72", "groq3-lpx", "groq-lpu-v1",
                  "llama-3.3-70b", "deepseek-r1", "kimi-k2"):
         assert name in done.stdout
+
+
+def test_profiles_with_a_name_shows_each_figure_with_its_source_and_tag(tmp_path):
+    done = tokenfactory("profiles", "groq3-lpx", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if "chip.dense_flops_per_s.fp8" in line)
+    assert "1.23e+15" in row and "derived" in row and "S29" in row
+    assert "https://" in done.stdout           # the sources table spells the ids out
+    bad = tokenfactory("profiles", "groq4", cwd=tmp_path)
+    assert bad.returncode == 2 and "groq3-lpx" in bad.stderr

@@ -31,7 +31,9 @@ FACTOR_FIELDS = {
     "layer_sync_latency_s": "layer_sync_latency_s",
 }
 _AT_ONCE_PER_S = 1e9          # an arrival rate that puts every request in the queue at t = 0
-_SEARCH_STEPS = 8             # bisection steps: the rate is found to within 1/2^8 of its range
+_PROBE_REQUESTS = 6000        # enough for a steady flat-out rate; the full count is for latency
+_WALK_STEPS = 8               # steps of the walk towards the rate where the limits flip
+_TOLERANCE = 0.03             # the rate is found to within 3 %
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,11 @@ def _metric(figure: Figure, result: Result, rate_per_s: float | None = None) -> 
     summary = result.summary
     if figure.metric == "tokens_per_s_per_user":
         return float(summary["tokens_per_s_per_user"]["p50"])
-    if figure.metric != "output_tokens_per_s":
+    if figure.metric not in ("output_tokens_per_s", "requests_per_s"):
         return float(summary[figure.metric])
     tokens = result.requests.output_tokens.astype(np.float64)
+    if figure.metric == "requests_per_s":
+        tokens = np.ones_like(tokens)
     if rate_per_s is not None:
         return rate_per_s * float(tokens.mean())
     done = result.requests.last_token_s
@@ -83,22 +87,6 @@ def _simulate(figure: Figure, arrivals: dict[str, Any], requests: int,
     return simulate(with_factors(scenario, factors))
 
 
-def _steady(result: Result) -> bool:
-    """The queue is not growing: requests arriving in the last quarter of the run wait
-    about as long for their first token as those of the second quarter. A finite run can
-    meet a TTFT limit while overloaded if it ends before the queue has grown far enough;
-    a queue that is still growing shows as waits that keep rising."""
-    arrival = result.requests.arrival_s
-    ttft = result.requests.first_token_s - arrival
-    order = np.argsort(arrival, kind="stable")
-    quarter = len(order) // 4
-    if quarter < 10:
-        return True
-    second = float(np.mean(ttft[order[quarter:2 * quarter]]))
-    last = float(np.mean(ttft[order[3 * quarter:]]))
-    return last <= 1.5 * second + 0.01
-
-
 def _meets(figure: Figure, result: Result) -> bool:
     summary = result.summary
     if figure.ttft_p99_s is not None and summary["ttft_s"]["p99"] > figure.ttft_p99_s:
@@ -106,7 +94,7 @@ def _meets(figure: Figure, result: Result) -> bool:
     tpot = summary["tpot_s"]["p99"]
     if figure.tpot_p99_s is not None and tpot is not None and tpot > figure.tpot_p99_s:
         return False
-    return _steady(result)
+    return not summary["overloaded"]
 
 
 def run_figure(figure: Figure, factors: dict[str, float] | None = None) -> Run:
@@ -115,24 +103,57 @@ def run_figure(figure: Figure, factors: dict[str, float] | None = None) -> Run:
         arrivals = {"process": "closed_loop", "concurrency": 1}
         result = _simulate(figure, arrivals, figure.requests or 20, factors)
         return Run(figure.id, _metric(figure, result), True, None)
-    offline = _simulate(figure, {"process": "fixed", "rate_per_s": _AT_ONCE_PER_S},
-                        figure.requests or 3000, factors)
     if figure.benchmark == "offline":
+        offline = _simulate(figure, {"process": "fixed", "rate_per_s": _AT_ONCE_PER_S},
+                            figure.requests or 3000, factors)
         return Run(figure.id, _metric(figure, offline), True, None)
-    # The highest rate meeting the limits lies below what the deployment does flat out.
-    capacity = offline.summary["requests_completed"] / offline.summary["duration_s"]
+    return _search_rate(figure, factors)
+
+
+def _search_rate(figure: Figure, factors: dict[str, float] | None) -> Run:
+    """The highest Poisson rate meeting the limits, to within ``_TOLERANCE``.
+
+    An offline probe gives the deployment's flat-out rate; the search walks down from just
+    under it (or up, if that already passes) until the limits flip, then bisects. Latency
+    rises with load, so the limits are met below some rate and missed above it.
+    """
     requests = figure.requests or 2000
-    low, high = 0.02 * capacity, 1.5 * capacity
-    best = _simulate(figure, {"process": "poisson", "rate_per_s": low}, requests, factors)
-    if not _meets(figure, best):
-        return Run(figure.id, _metric(figure, best, low), False, low)
-    best_rate = low
-    for _ in range(_SEARCH_STEPS):
-        rate = 0.5 * (low + high)
+    probe = _simulate(figure, {"process": "fixed", "rate_per_s": _AT_ONCE_PER_S},
+                      min(requests, _PROBE_REQUESTS), factors)
+    capacity = _metric(_as_requests(figure), probe)
+
+    def trial(rate: float) -> tuple[bool, Result]:
         result = _simulate(figure, {"process": "poisson", "rate_per_s": rate}, requests,
                            factors)
-        if _meets(figure, result):
-            best, best_rate, low = result, rate, rate
+        return _meets(figure, result), result
+
+    rate = 0.9 * capacity
+    ok, result = trial(rate)
+    passed: tuple[float, Result] | None = (rate, result) if ok else None
+    failed: float | None = None if ok else rate
+    for _ in range(_WALK_STEPS):
+        if passed is not None and failed is not None:
+            break
+        rate = rate * 1.25 if ok else rate * 0.7
+        ok, result = trial(rate)
+        if ok:
+            passed = (rate, result)
         else:
-            high = rate
-    return Run(figure.id, _metric(figure, best, best_rate), True, best_rate)
+            failed = rate
+    if passed is None:
+        return Run(figure.id, _metric(figure, result, rate), False, rate)
+    if failed is not None:
+        low, high = passed[0], failed
+        while high - low > _TOLERANCE * low:
+            rate = 0.5 * (low + high)
+            ok, result = trial(rate)
+            if ok:
+                passed, low = (rate, result), rate
+            else:
+                high = rate
+    return Run(figure.id, _metric(figure, passed[1], passed[0]), True, passed[0])
+
+
+def _as_requests(figure: Figure) -> Figure:
+    """The figure read as requests per second (the probe's flat-out rate)."""
+    return replace(figure, metric="requests_per_s")

@@ -203,9 +203,12 @@ def _tier_summary(scenario: Scenario, factory: Factory, met: np.ndarray,
 def _backlog(factory: Factory) -> tuple[int, float, bool]:
     """Requests in the system at the last arrival, the time to drain them, and overload.
 
-    Overload means the queue was still growing: over the second half of the arrival
-    window fewer than 90 % as many requests completed as arrived (judged only with at
-    least 20 arrivals there). Closed-loop users wait for replies, so they cannot overload.
+    Overload means the queue was still growing: requests arriving in the last quarter of
+    the arrivals waited for their first token more than 1.5 × (+10 ms) as long as those of
+    the second quarter (judged only with at least 40 arrivals). Comparing waits rather than
+    counting completions keeps a short run, whose requests are still in flight when
+    arrivals stop, from looking overloaded. Closed-loop users wait for replies, so they
+    cannot overload.
     """
     t = factory.table
     last_arrival = float(np.nanmax(t.arrival_s))
@@ -213,10 +216,14 @@ def _backlog(factory: Factory) -> tuple[int, float, bool]:
     drain = float(np.nanmax(t.last_token_s)) - last_arrival
     if factory.scenario.workload.arrivals.process == "closed_loop":
         return backlog, drain, False
-    half = last_arrival / 2
-    arrived = int(((t.arrival_s > half) & (t.arrival_s <= last_arrival)).sum())
-    completed = int(((t.last_token_s > half) & (t.last_token_s <= last_arrival)).sum())
-    return backlog, drain, arrived >= 20 and completed < 0.9 * arrived
+    order = np.argsort(t.arrival_s, kind="stable")
+    quarter = len(order) // 4
+    if quarter < 10:
+        return backlog, drain, False
+    wait = t.first_token_s - t.arrival_s
+    second = float(np.mean(wait[order[quarter:2 * quarter]]))
+    last = float(np.mean(wait[order[3 * quarter:]]))
+    return backlog, drain, last > 1.5 * second + 0.01
 
 
 def summarise(scenario: Scenario, factory: Factory, end_s: float) -> dict[str, Any]:

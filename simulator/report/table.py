@@ -6,7 +6,11 @@ from typing import Any
 
 from rich.table import Table
 
-__all__ = ["profiles_tables", "summary_tables"]
+__all__ = [
+    "profiles_tables",
+    "provenance_tables",
+    "summary_tables",
+]
 
 
 def _ms(stats: dict[str, Any], key: str) -> str:
@@ -97,3 +101,21 @@ def profiles_tables(profiles: list[Any], models: list[Any]) -> list[Table]:
                       str(m.num_layers), f"{m.kv_bytes_per_token(1.0) / 1024:,.1f}",
                       f"{m.max_context_tokens:,}")
     return [hw, cards]
+
+
+def provenance_tables(profile: Any) -> list[Table]:
+    """Every figure of one profile with its value, tag, source id and note; then the sources."""
+    figures = Table(title=f"{profile.name} — {profile.description}", title_justify="left")
+    figures.add_column("figure", no_wrap=True)
+    figures.add_column("value", justify="right", no_wrap=True)
+    figures.add_column("tag", no_wrap=True)
+    figures.add_column("source", no_wrap=True)
+    figures.add_column("note", ratio=1, overflow="fold")
+    for key, figure in profile.figures.items():
+        figures.add_row(key, f"{figure.value:.4g}", figure.tag, figure.source, figure.note)
+    sources = Table(title="sources", title_justify="left")
+    sources.add_column("id", no_wrap=True)
+    sources.add_column("source", overflow="fold")
+    for key, text in profile.sources.items():
+        sources.add_row(key, text)
+    return [figures, sources]
