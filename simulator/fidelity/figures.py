@@ -9,7 +9,7 @@ the benchmark it claims to reproduce. The format is documented in benchmarks/fid
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,6 @@ class Figure:
     lengths: dict[str, Any]
     assumptions: str
     path: Path
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def scenario(self, arrivals: dict[str, Any], requests: int, seed: int = 1
                  ) -> dict[str, Any]:
