@@ -67,8 +67,8 @@ def main() -> int:
         # dense models only: the chip's physics, not the expert-parallel model's assumptions
         mine = [f for f in figures if f.system in systems and f.benchmark in _FITTED_ON
                 and load_model(f.model).moe is None]
-        if len(mine) < 2 * len(_FACTORS_FITTED):
-            # fewer figures than twice the factors would fit the figures, not the chip
+        if len(mine) <= len(_FACTORS_FITTED):
+            # no more figures than factors would fit the figures, not the chip
             print(f"{family}: {len(mine)} figures, too few to fit; left as estimated")
             continue
         reference = load_profile(systems[0])

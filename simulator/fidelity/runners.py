@@ -66,8 +66,12 @@ def _metric(figure: Figure, result: Result, rate_per_s: float | None = None) -> 
     summary = result.summary
     if figure.metric == "tokens_per_s_per_user":
         return float(summary["tokens_per_s_per_user"]["p50"])
-    if figure.metric not in ("output_tokens_per_s", "requests_per_s"):
-        return float(summary[figure.metric])
+    if figure.metric == "joules_per_token":
+        # the run's mean power over the steady throughput: MLPerf Power's wall power ÷
+        # tokens/s, without the drain of a short run counting as slow tokens
+        power_w = summary["energy_j"] / summary["duration_s"]
+        return power_w / _metric(replace(figure, metric="output_tokens_per_s"), result,
+                                 rate_per_s)
     tokens = result.requests.output_tokens.astype(np.float64)
     if figure.metric == "requests_per_s":
         tokens = np.ones_like(tokens)
