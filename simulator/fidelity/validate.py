@@ -1,15 +1,14 @@
 """Simulated against published, figure by figure, with the error statistics a reader needs.
 
 Figures run in worker processes (each rebuilds its own scenario from the figure file, so
-nothing unpicklable crosses); results come back in figure order whatever finishes first,
-so the report is the same on any number of workers.
+nothing unpicklable crosses); results are put back in figure order whatever finishes
+first, so the report is the same on any number of workers.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 
 from simulator.fidelity.figures import Figure, load_figure
 from simulator.fidelity.runners import Run, run_figure
+from simulator.workers import in_processes
 
 __all__ = ["Comparison", "compare", "error_stats", "report_json"]
 
@@ -32,7 +32,8 @@ class Comparison:
         return 100.0 * (self.run.simulated - self.figure.published) / self.figure.published
 
 
-def _run_file(path: str, factors: dict[str, float] | None) -> Run:
+def _run_file(task: tuple[str, dict[str, float] | None]) -> Run:
+    path, factors = task
     return run_figure(load_figure(path), factors)
 
 
@@ -41,21 +42,22 @@ def compare(figures: Sequence[Figure], factors: dict[str, float] | None = None,
             progress: Callable[[int, int], None] | None = None) -> list[Comparison]:
     """Run every figure (``factors`` replace the efficiency figures of every system)."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(figures)))
+    runs: dict[int, Run] = {}
+    finished = 0
+
+    def done(index: int, run: Run) -> None:
+        nonlocal finished
+        runs[index] = run
+        finished += 1
+        if progress:
+            progress(finished, len(figures))
+
     if workers == 1:
-        runs = []
         for i, fig in enumerate(figures):
-            runs.append(run_figure(fig, factors))
-            if progress:
-                progress(i + 1, len(figures))
+            done(i, run_figure(fig, factors))
     else:
-        with ProcessPoolExecutor(workers) as pool:
-            futures = [pool.submit(_run_file, str(f.path), factors) for f in figures]
-            runs = []
-            for i, future in enumerate(futures):
-                runs.append(future.result())
-                if progress:
-                    progress(i + 1, len(figures))
-    return [Comparison(f, r) for f, r in zip(figures, runs, strict=True)]
+        in_processes(_run_file, [(str(f.path), factors) for f in figures], workers, done)
+    return [Comparison(f, runs[i]) for i, f in enumerate(figures)]
 
 
 def error_stats(comparisons: Sequence[Comparison]) -> dict[str, float]:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
 from simulator.api import simulate
 from simulator.errors import ScenarioError
 from simulator.sweep.variants import Variant, variant_scenario
+from simulator.workers import in_processes
 
 __all__ = ["EXECUTORS", "check_executor", "run_variant", "run_variants"]
 
@@ -73,19 +72,8 @@ def run_variants(variants: Sequence[Variant], done: Done, executor: str = "seria
 
 
 def _processes(variants: Sequence[Variant], done: Done, workers: int) -> None:
-    # spawn, not fork: the parent may hold threads (a progress bar, numba's pool), and a
-    # forked child inherits their locks; spawn behaves the same on Linux, macOS and Windows.
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(variants)), mp_context=context)
-    try:
-        pending: dict[Future[dict[str, Any]], Variant] = {
-            pool.submit(run_variant, v): v for v in variants}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                done(pending.pop(future), future.result())
-    finally:
-        pool.shutdown(cancel_futures=True)
+    in_processes(run_variant, variants, workers,
+                 lambda index, summary: done(variants[index], summary))
 
 
 def _ray(variants: Sequence[Variant], done: Done, address: str | None) -> None:
