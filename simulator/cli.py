@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.measure import Measurement
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from simulator import __version__
 from simulator.errors import ScenarioError
 from simulator.report.fidelity import add_commands, calibrate_command, validate_command
+from simulator.report.progress import progress_bar
 
 if TYPE_CHECKING:
     from simulator.sweep import SweepResult
@@ -77,18 +77,8 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
     overrides = dict(parse_override(text) for text in args.overrides)
     scenario = load_scenario(args.scenario, overrides=overrides, seed=args.seed)
     started = time.perf_counter()
-    if err.is_terminal and not args.json:
-        columns = ("[progress.description]{task.description}", BarColumn(),
-                   MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=err, transient=True) as bar:
-            task = bar.add_task(scenario.name, total=None)
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            result = simulate(scenario, progress=progress)
-    else:
-        result = simulate(scenario)
+    with progress_bar(err, scenario.name, args.json) as progress:
+        result = simulate(scenario, progress=progress)
     wall_s = time.perf_counter() - started
     if args.out is not None:
         result.to_json(args.out / "summary.json")
@@ -115,18 +105,8 @@ def _sweep(args: argparse.Namespace, out: Console, err: Console) -> int:
     folder = args.out if args.out is not None else Path("out") / f"{variants[0].scenario}-sweep"
     options = {"executor": args.executor, "workers": args.workers, "address": args.address,
                "out": folder}
-    if err.is_terminal and not args.json:
-        columns = ("[progress.description]{task.description}", BarColumn(),
-                   MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=err, transient=True) as bar:
-            task = bar.add_task(f"{variants[0].scenario} variants", total=len(variants))
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            results = run_sweep(variants, progress=progress, **options)
-    else:
-        results = run_sweep(variants, **options)
+    with progress_bar(err, f"{variants[0].scenario} variants", args.json) as progress:
+        results = run_sweep(variants, progress=progress, **options)
     best = frontier(results)
     if args.json:
         document = {"scenario": variants[0].scenario,

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from simulator.errors import ScenarioError
@@ -24,6 +22,7 @@ from simulator.fidelity import (
     write_profile,
 )
 from simulator.hardware import load_profile
+from simulator.report.progress import progress_bar
 from simulator.resources import fidelity_figures_dir
 
 __all__ = ["add_commands", "calibrate_command", "validate_command"]
@@ -42,22 +41,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--system", required=True, help="profile name or path to fit")
     calibrate.add_argument("--out", type=Path, required=True, help="profile YAML to write")
     calibrate.add_argument("--workers", type=int, help="worker processes (default: one per CPU)")
-
-
-@contextmanager
-def _bar(err: Console, label: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
-    if quiet or not err.is_terminal:
-        yield None
-        return
-    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task(label, total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield progress
 
 
 def _table(title: str, comparisons: Sequence[Comparison]) -> Table:
@@ -82,7 +65,7 @@ def _stats_line(comparisons: Sequence[Comparison]) -> str:
 def validate_command(args: argparse.Namespace, out: Console, err: Console) -> int:
     folder = args.figures if args.figures is not None else fidelity_figures_dir()
     figures = load_figures(folder)
-    with _bar(err, "figures", args.json) as progress:
+    with progress_bar(err, "figures", args.json) as progress:
         comparisons = compare(figures, workers=args.workers, progress=progress)
     if args.json:
         sys.stdout.write(json.dumps(report_json(comparisons), indent=2) + "\n")
@@ -99,7 +82,7 @@ def calibrate_command(args: argparse.Namespace, out: Console, err: Console) -> i
     if not figures:
         raise ScenarioError(args.figures, "system", f"figures measured on {system.name}",
                             "none in this folder")
-    with _bar(err, f"fitting {system.name}", False) as progress:
+    with progress_bar(err, f"fitting {system.name}", False) as progress:
         fit = fit_factors(figures, system, workers=args.workers, progress=progress)
     write_profile(system, fit, args.out)
     out.print(_table(f"before calibration — {system.name}", fit.before))
