@@ -54,35 +54,37 @@ def with_factors(scenario: Scenario, factors: dict[str, float] | None) -> Scenar
 
 
 def _metric(figure: Figure, result: Result, rate_per_s: float | None = None) -> float:
-    """The figure's metric as its benchmark reports it.
-
-    Throughput is read in steady state, as the long published runs see it: for a server run,
-    the rate the limits were met at times the mean output length (tokens completed per
-    second while arrivals keep up); offline, the tokens of the requests finishing between
-    the 10th and 90th percentile of completion times over that window, which leaves out the
-    ramp-up and the drain a short simulated run would otherwise weigh far more than a
-    24,000-sample benchmark does.
-    """
+    """The figure's metric as its benchmark reports it; throughput and energy per token
+    at the steady throughput (:func:`_steady_per_s`)."""
     summary = result.summary
     if figure.metric == "tokens_per_s_per_user":
         return float(summary["tokens_per_s_per_user"]["p50"])
+    tokens_per_s = _steady_per_s(result, result.requests.output_tokens, rate_per_s)
     if figure.metric == "joules_per_token":
         # the run's mean power over the steady throughput: MLPerf Power's wall power ÷
         # tokens/s, without the drain of a short run counting as slow tokens
-        power_w = summary["energy_j"] / summary["duration_s"]
-        return power_w / _metric(replace(figure, metric="output_tokens_per_s"), result,
-                                 rate_per_s)
-    tokens = result.requests.output_tokens.astype(np.float64)
-    if figure.metric == "requests_per_s":
-        tokens = np.ones_like(tokens)
+        return float(summary["energy_j"] / summary["duration_s"]) / tokens_per_s
+    return tokens_per_s
+
+
+def _steady_per_s(result: Result, amount: np.ndarray, rate_per_s: float | None) -> float:
+    """``amount`` (a per-request count) completed per second in steady state.
+
+    As the long published runs see it: for a server run, the rate the limits were met at
+    times the mean amount per request (completed per second while arrivals keep up);
+    offline, the amount of the requests finishing between the 10th and 90th percentile of
+    completion times over that window, which leaves out the ramp-up and the drain a short
+    simulated run would otherwise weigh far more than a 24,000-sample benchmark does.
+    """
+    amount = np.asarray(amount, dtype=np.float64)
     if rate_per_s is not None:
-        return rate_per_s * float(tokens.mean())
+        return rate_per_s * float(amount.mean())
     done = result.requests.last_token_s
     start, end = np.quantile(done, [0.1, 0.9])
     window = (done > start) & (done <= end)
     if end <= start or not window.any():
-        return float(summary["output_tokens_per_s"])
-    return float(tokens[window].sum() / (end - start))
+        return float(amount.sum() / result.summary["duration_s"])
+    return float(amount[window].sum() / (end - start))
 
 
 def _simulate(figure: Figure, arrivals: dict[str, Any], requests: int,
@@ -124,7 +126,7 @@ def _search_rate(figure: Figure, factors: dict[str, float] | None) -> Run:
     requests = figure.requests or 2000
     probe = _simulate(figure, {"process": "fixed", "rate_per_s": _AT_ONCE_PER_S},
                       min(requests, _PROBE_REQUESTS), factors)
-    capacity = _metric(_as_requests(figure), probe)
+    capacity = _steady_per_s(probe, np.ones(len(probe.requests)), None)
 
     def trial(rate: float) -> tuple[bool, Result]:
         result = _simulate(figure, {"process": "poisson", "rate_per_s": rate}, requests,
@@ -156,8 +158,3 @@ def _search_rate(figure: Figure, factors: dict[str, float] | None) -> Run:
             else:
                 high = rate
     return Run(figure.id, _metric(figure, passed[1], passed[0]), True, passed[0])
-
-
-def _as_requests(figure: Figure) -> Figure:
-    """The figure read as requests per second (the probe's flat-out rate)."""
-    return replace(figure, metric="requests_per_s")
