@@ -14,11 +14,10 @@ error before and after in their notes. Reruns start from the current values.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from pathlib import Path
 
 from simulator.fidelity import fit_factors, load_figures
+from simulator.fidelity.calibrate import write_fitted
 from simulator.hardware import load_profile
 from simulator.models import load_model
 from simulator.resources import data_root, fidelity_figures_dir
@@ -32,27 +31,8 @@ FAMILIES = {
 }
 _FITTED_ON = ("offline", "single_user")
 _FACTORS_FITTED = ("compute", "memory")
-
-
-def _rewrite(path: Path, factors: dict[str, float], note: str) -> None:
-    """Replace the efficiency figures in place, keeping the file's comments and layout."""
-    text = path.read_text(encoding="utf-8")
-    head, sep, rest = text.partition("\nefficiency:\n")
-    body, sources_sep, tail = rest.partition("\nsources:\n")
-    for name, value in factors.items():
-        entry = (f"  {name}:\n    value: {value:.4g}\n    source: FIT\n    tag: fitted\n"
-                 f"    note: \"{note}\"\n")
-        pattern = re.compile(rf"^  {re.escape(name)}:.*?(?=^  \S|\Z)", re.S | re.M)
-        body, count = pattern.subn(entry, body + ("\n" if not body.endswith("\n") else ""), 1)
-        if count != 1:
-            raise SystemExit(f"{path}: efficiency.{name} not found")
-    body = body.rstrip("\n")
-    if "\n  FIT:" not in tail:
-        tail = tail.rstrip("\n") + ("\n  FIT: \"Fitted by benchmarks/fidelity_fit.py to the "
-                                    "published figures of benchmarks/fidelity/ named in each "
-                                    "fitted note — (no URL)\"\n")
-    path.write_text(head + sep + body + sources_sep + tail, encoding="utf-8")
-    load_profile(str(path))
+_SOURCE = ("Fitted by benchmarks/fidelity_fit.py to the published figures of "
+           "benchmarks/fidelity/ named in each fitted note — (no URL)")
 
 
 def main() -> int:
@@ -87,7 +67,8 @@ def main() -> int:
                 f"offline/single-user figures ({ids}); mean |error| {before:.1f} % before, "
                 f"{after:.1f} % after")
         for name in systems:
-            _rewrite(data_root() / "hardware_profiles" / f"{name}.yaml", factors, note)
+            path = data_root() / "hardware_profiles" / f"{name}.yaml"
+            write_fitted(path, path, factors, note, _SOURCE)
     return 0
 
 

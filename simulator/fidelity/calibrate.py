@@ -9,21 +9,19 @@ trial runs every figure, so it needs no gradient and costs a few dozen simulatio
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from simulator.config.loader import read_mapping
 from simulator.errors import ScenarioError
 from simulator.fidelity.figures import Figure
 from simulator.fidelity.validate import Comparison, compare
 from simulator.hardware import SystemProfile, load_profile
 
-__all__ = ["Fit", "fit_factors", "write_profile"]
+__all__ = ["Fit", "fit_factors", "write_fitted", "write_profile"]
 
 _STEPS = (1.6, 1.25, 1.1, 1.04)
 # The factors fitted per kind of chip, with their bounds; η are fractions of a peak.
@@ -93,21 +91,41 @@ def fit_factors(figures: Sequence[Figure], system: SystemProfile, workers: int |
 
 def write_profile(system: SystemProfile, fit: Fit, out: Path) -> None:
     """A copy of ``system``'s profile with the fitted factors, tagged and sourced as fitted."""
-    raw: dict[str, Any] = read_mapping(system.path, "a hardware profile")
-    raw["name"] = out.stem
     ids = ", ".join(c.figure.id for c in fit.after)
-    stats = (f"mean |error| {_mean_abs(fit.before):.1f} % before, "
-             f"{_mean_abs(fit.after):.1f} % after")
-    for name, value in fit.factors.items():
-        raw["efficiency"][name] = {
-            "value": float(f"{value:.6g}"), "source": "FIT", "tag": "fitted",
-            "note": f"fitted by tokenfactory calibrate to {len(fit.after)} figures ({ids}); "
-                    f"{stats}"}
-    raw.setdefault("sources", {})["FIT"] = (
-        f"tokenfactory calibrate of {system.name} against the figures named in each fitted "
-        "note — (no URL)")
+    note = (f"fitted by tokenfactory calibrate to {len(fit.after)} figures ({ids}); mean "
+            f"|error| {_mean_abs(fit.before):.1f} % before, {_mean_abs(fit.after):.1f} % after")
+    source = (f"tokenfactory calibrate of {system.name} against the figures named in each "
+              "fitted note — (no URL)")
+    write_fitted(system.path, out, fit.factors, note, source)
+
+
+def write_fitted(profile: Path, out: Path, factors: dict[str, float], note: str,
+                 source: str) -> None:
+    """``profile`` with its efficiency figures replaced by ``factors`` (tag ``fitted``,
+    source ``FIT``), written to ``out``, which may be the same file.
+
+    The text is edited rather than re-dumped, so the profile's comments and layout, which
+    carry much of its provenance, survive.
+    """
+    text = profile.read_text(encoding="utf-8")
+    if out.stem != profile.stem:
+        text = re.sub(r"^name: .*$", f"name: {out.stem}", text, count=1, flags=re.M)
+    head, sep, rest = text.partition("\nefficiency:\n")
+    body, sources_sep, tail = rest.partition("\nsources:\n")
+    if not sep or not sources_sep:
+        raise ScenarioError(profile, "efficiency", "an efficiency: block before sources:",
+                            "a profile laid out otherwise")
+    for name, value in factors.items():
+        entry = (f"  {name}:\n    value: {value:.4g}\n    source: FIT\n    tag: fitted\n"
+                 f"    note: {json.dumps(note, ensure_ascii=False)}\n")
+        pattern = re.compile(rf"^  {re.escape(name)}:.*?(?=^  \S|\Z)", re.S | re.M)
+        body, count = pattern.subn(entry, body if body.endswith("\n") else body + "\n", 1)
+        if count != 1:
+            raise ScenarioError(profile, f"efficiency.{name}", "a figure to replace", "none")
+    tail = re.sub(r"^  FIT: .*\n?", "", tail, flags=re.M).rstrip("\n")
+    tail += f"\n  FIT: {json.dumps(source, ensure_ascii=False)}\n"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    out.write_text(head + sep + body.rstrip("\n") + sources_sep + tail, encoding="utf-8")
     load_profile(str(out))   # what was written must load
 
 
