@@ -101,7 +101,7 @@ def _pool(sec: Section, model: ModelCard, precision: Precision,
     kv_tiers = _kv_tiers(sec, role)
     _check_dtype(sec, name, system, precision)
     speculative, speculative_out = read_speculative(sec, model, role, scheduler)
-    split = read_attention_split(sec, model, precision, system)
+    split = read_attention_split(sec, model, precision, system, role)
     ep, imbalance = 1, 1.0
     if system.kind == "lpu":
         tp, knob = 1, "chips_per_replica"

@@ -77,7 +77,7 @@ def read_speculative(sec: Section, model: ModelCard, role: str,
 
 
 def read_attention_split(sec: Section, model: ModelCard, precision: Precision,
-                         system: SystemProfile) -> AttentionSplitSpec | None:
+                         system: SystemProfile, role: str) -> AttentionSplitSpec | None:
     """The GPUs that hold attention and KV when the pool's own chips run the FFN/experts.
 
     The exchange link defaults to what both sides can drive: the GPUs' and the FFN chips'
@@ -87,9 +87,9 @@ def read_attention_split(sec: Section, model: ModelCard, precision: Precision,
     if not sec.has("attention_split"):
         return None
     split = sec.section("attention_split", ATTENTION_SPLIT_KEYS)
-    if sec.get("role") != "decode" or system.kind != "lpu":
+    if role != "decode" or system.kind != "lpu":
         raise sec.fail("attention_split", "an attention–FFN split on a decode pool of LPUs",
-                       f"role {sec.get('role')!r} on {system.name}")
+                       f"role {role!r} on {system.name}")
     gpu_ref = split.text("system")
     gpu = load_profile(gpu_ref, sec.file, split.at("system"))
     if gpu.kind != "gpu":

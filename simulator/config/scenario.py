@@ -123,10 +123,6 @@ class AttentionSplitSpec:
     exchange_bandwidth_gbps: float # activations GPU ↔ FFN chips, per replica, per direction
     exchange_latency_us: float     # one way, per layer crossing
 
-    @property
-    def systems(self) -> int:
-        return -(-self.chips // self.system.chips_per_system)
-
 
 @dataclass(frozen=True)
 class KVTierSpec:
@@ -168,6 +164,18 @@ class PoolSpec:
         """Whole systems bought and powered for this pool (idle chips included)."""
         per = self.system.chips_per_system
         return -(-self.chips // per)
+
+    @property
+    def attention_chips(self) -> int:
+        """GPUs an attention–FFN split adds over all replicas (0 without a split)."""
+        split = self.attention_split
+        return 0 if split is None else self.replicas * split.chips
+
+    @property
+    def attention_systems(self) -> int:
+        """Whole GPU systems those attention GPUs occupy."""
+        split = self.attention_split
+        return 0 if split is None else -(-self.attention_chips // split.system.chips_per_system)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from simulator import __version__
-from simulator.config.scenario import PoolSpec, Scenario
+from simulator.config.scenario import AttentionSplitSpec, PoolSpec, Scenario
 from simulator.engine.factory import Factory, Pool
 from simulator.hardware import provenance_counts
 from simulator.kernels import HIST_BINS_PER_DECADE, HIST_LO_LOG10, histogram_quantiles
@@ -59,23 +59,18 @@ def _layout_summary(spec: PoolSpec) -> dict[str, Any]:
         out["tokens_per_step"] = spec.speculative.tokens_per_step
     split = spec.attention_split
     if split is not None:
-        gpus = spec.replicas * split.chips
         out["attention_split"] = {
-            "system": split.system.name, "chips_per_replica": split.chips, "chips": gpus,
-            "systems": -(-gpus // split.system.chips_per_system)}
+            "system": split.system.name, "chips_per_replica": split.chips,
+            "chips": spec.attention_chips, "systems": spec.attention_systems}
     return out
 
 
-def _split_idle_energy_j(pool: Pool, end_s: float) -> float:
+def _split_idle_energy_j(pool: Pool, split: AttentionSplitSpec, end_s: float) -> float:
     """Attention GPUs of an attention–FFN split outside their replicas' steps, plus the
     rest of the GPU systems they occupy (spare GPUs and each system's overhead)."""
-    spec = pool.spec
-    split = spec.attention_split
-    assert split is not None
     gpu = split.system
     idle_s = sum(end_s - replica.busy_s for replica in pool.replicas)
-    gpus = spec.replicas * split.chips
-    systems = -(-gpus // gpu.chips_per_system)
+    gpus, systems = pool.spec.attention_chips, pool.spec.attention_systems
     return (split.chips * gpu.idle_power_w * idle_s
             + (systems * gpu.chips_per_system - gpus) * gpu.idle_power_w * end_s
             + systems * gpu.system_overhead_power_w * end_s)
@@ -95,9 +90,8 @@ def _pool_summary(pool: Pool, end_s: float, queue_wait_s: float) -> dict[str, An
     spare_chips = spec.systems * system.chips_per_system - spec.chips
     energy += spare_chips * system.idle_power_w * end_s
     energy += spec.systems * system.system_overhead_power_w * end_s
-    split = spec.attention_split
-    if split is not None:
-        energy += _split_idle_energy_j(pool, end_s)
+    if spec.attention_split is not None:
+        energy += _split_idle_energy_j(pool, spec.attention_split, end_s)
     return {
         "role": spec.role,
         "system": system.name,
