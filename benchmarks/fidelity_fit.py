@@ -1,14 +1,21 @@
 """Fit the shipped profiles' efficiency factors, one set per chip family.
 
-    python benchmarks/fidelity_fit.py                    # every family, offline figures
+    python benchmarks/fidelity_fit.py                    # every family
     python benchmarks/fidelity_fit.py --family hopper --dry-run
 
-Each family is fitted to its offline and single-user figures of dense models in
-benchmarks/fidelity/ (fixed ISL/OSL and MLPerf Offline: throughput physics without a latency
-search or the expert-parallel model's assumptions); the server, interactive and MoE figures
-are then a check the fit never saw. The fitted values replace the
-family's efficiency figures in hardware_profiles/, tagged `fitted` with the figures and the
-error before and after in their notes. Reruns start from the current values.
+Each family is fitted to its figures of dense models in benchmarks/fidelity/ (MoE figures
+would fit the expert-parallel model's assumptions, not the chip), in three stages, each
+fitting only what its figures can see:
+
+1. η_compute and η_memory on offline and single-user figures (throughput physics, no
+   latency search);
+2. a GPU's per-step overhead on the server and interactive figures, whose latency limits
+   keep batches small enough for a fixed cost per step to show;
+3. η again on the offline figures, with that overhead in place.
+
+The MoE figures are then a check the fit never saw. The fitted values replace the family's
+efficiency figures in hardware_profiles/, tagged `fitted` with the figures and the error
+before and after in their notes. Reruns start from the current values.
 """
 
 from __future__ import annotations
@@ -16,9 +23,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from simulator.fidelity import fit_factors, load_figures
+from simulator.fidelity import Figure, fit_factors, load_figures
 from simulator.fidelity.calibrate import write_fitted
-from simulator.hardware import load_profile
+from simulator.hardware import SystemProfile, load_profile
 from simulator.models import load_model
 from simulator.resources import data_root, fidelity_figures_dir
 
@@ -29,10 +36,33 @@ FAMILIES = {
     "cdna4": ("mi355x",),
     "groq-v1": ("groq-lpu-v1",),
 }
-_FITTED_ON = ("offline", "single_user")
-_FACTORS_FITTED = ("compute", "memory")
+_THROUGHPUT = ("offline", "single_user")
+_LATENCY_BOUND = ("server", "interactive")
 _SOURCE = ("Fitted by benchmarks/fidelity_fit.py to the published figures of "
            "benchmarks/fidelity/ named in each fitted note — (no URL)")
+
+
+def _stage(name: str, figures: list[Figure], reference: SystemProfile, systems: tuple[str, ...],
+           factors: tuple[str, ...], workers: int | None) -> tuple[dict[str, float], str] | None:
+    """One stage of the fit: its factors and the note that records them, or None when it
+    has too few figures or barely helps (by under one point of mean |error|)."""
+    if len(figures) <= len(factors):
+        # no more figures than factors would fit the figures, not the chip
+        print(f"  {name}: {len(figures)} figures, too few to fit {factors}; left as they are")
+        return None
+    fit = fit_factors(figures, reference, workers=workers, family=systems[1:], names=factors)
+    before = sum(abs(c.error_pct) for c in fit.before) / len(figures)
+    after = sum(abs(c.error_pct) for c in fit.after) / len(figures)
+    values = {k: float(f"{v:.4g}") for k, v in fit.factors.items()}
+    print(f"  {name}: {len(figures)} figures, mean |error| {before:.1f} % -> {after:.1f} %; "
+          f"{values}", flush=True)
+    if before - after < 1.0:
+        print(f"  {name}: the fit barely helps; left as they are")
+        return None
+    ids = ", ".join(f.id for f in figures)
+    note = (f"fitted for the family ({', '.join(systems)}) to {len(figures)} figures ({ids}); "
+            f"mean |error| {before:.1f} % before, {after:.1f} % after")
+    return values, note
 
 
 def main() -> int:
@@ -44,31 +74,24 @@ def main() -> int:
     figures = load_figures(fidelity_figures_dir())
     for family in args.family or sorted(FAMILIES):
         systems = FAMILIES[family]
-        # dense models only: the chip's physics, not the expert-parallel model's assumptions
-        mine = [f for f in figures if f.system in systems and f.benchmark in _FITTED_ON
-                and load_model(f.model).moe is None]
-        if len(mine) <= len(_FACTORS_FITTED):
-            # no more figures than factors would fit the figures, not the chip
-            print(f"{family}: {len(mine)} figures, too few to fit; left as estimated")
-            continue
-        reference = load_profile(systems[0])
-        fit = fit_factors(mine, reference, workers=args.workers, family=systems[1:])
-        before = sum(abs(c.error_pct) for c in fit.before) / len(mine)
-        after = sum(abs(c.error_pct) for c in fit.after) / len(mine)
-        factors = {k: float(f"{v:.4g}") for k, v in fit.factors.items()}
-        print(f"{family}: {len(mine)} figures, mean |error| {before:.1f} % -> {after:.1f} %; "
-              f"{factors}", flush=True)
-        if args.dry_run or before - after < 1.0:
-            if not args.dry_run:
-                print(f"{family}: the fit barely helps; left as estimated")
-            continue
-        ids = ", ".join(f.id for f in mine)
-        note = (f"fitted for the {family} family ({', '.join(systems)}) to {len(mine)} "
-                f"offline/single-user figures ({ids}); mean |error| {before:.1f} % before, "
-                f"{after:.1f} % after")
-        for name in systems:
-            path = data_root() / "hardware_profiles" / f"{name}.yaml"
-            write_fitted(path, path, factors, note, _SOURCE)
+        dense = [f for f in figures if f.system in systems and load_model(f.model).moe is None]
+        throughput = [f for f in dense if f.benchmark in _THROUGHPUT]
+        latency_bound = [f for f in dense if f.benchmark in _LATENCY_BOUND]
+        print(f"{family}:", flush=True)
+        efficiency = ("compute", "memory")
+        if load_profile(systems[0]).kind == "gpu":
+            stages = [("efficiency", throughput, efficiency),
+                      ("step overhead", latency_bound, ("step_overhead_s",)),
+                      ("efficiency again", throughput, efficiency)]
+        else:   # an LPU's fixed costs are per layer, seen by single-user speed
+            stages = [("efficiency", throughput, (*efficiency, "layer_sync_latency_s"))]
+        for name, mine, factors in stages:
+            fitted = _stage(name, mine, load_profile(systems[0]), systems, factors, args.workers)
+            if fitted is None or args.dry_run:
+                continue
+            for system in systems:
+                path = data_root() / "hardware_profiles" / f"{system}.yaml"
+                write_fitted(path, path, *fitted, _SOURCE)
     return 0
 
 

@@ -32,6 +32,11 @@ class ScenarioError(ValueError):
         self.hint = hint
         super().__init__(self._message())
 
+    def __reduce__(self) -> tuple[type[ScenarioError], tuple[object, ...]]:
+        # a sweep or validate worker's bad input reaches the parent as itself, not as a
+        # broken process pool
+        return type(self), (self.file, self.key, self.expected, self.got, self.hint)
+
     def _message(self) -> str:
         where = f"{self.file}: {self.key}" if self.key else self.file
         text = f"{where}: expected {self.expected}, got {_show(self.got)}."

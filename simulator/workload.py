@@ -72,7 +72,7 @@ class Requests:
     arrival_s: np.ndarray
     input_tokens: np.ndarray
     output_tokens: np.ndarray
-    tier: np.ndarray   # index into WorkloadSpec.tier_shares
+    tier: np.ndarray   # index into WorkloadSpec.tier_shares, which lists the tier table in order
 
     def __len__(self) -> int:
         return len(self.input_tokens)

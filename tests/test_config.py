@@ -92,8 +92,11 @@ def test_disaggregated_scenario_loads_with_resolved_sizes(tmp_path: Path) -> Non
     assert sc.workload.arrivals == ArrivalSpec(process="poisson", rate_per_s=40.0)
     assert sc.workload.lengths == LengthSpec("fixed", input_tokens=(1000, 1000),
                                              output_tokens=(200, 200))
-    # Shares come back in the order of the tier table: free, standard, premium, fast, ultra.
-    assert sc.workload.tier_shares == (("free", 0.5), ("premium", 0.3), ("fast", 0.2))
+    # Shares come back for every tier of the table, in its order, so a request's tier index
+    # is the table's: free, standard, premium, fast, ultra.
+    assert sc.workload.tier_shares == (("free", 0.5), ("standard", 0.0), ("premium", 0.3),
+                                       ("fast", 0.2), ("ultra", 0.0))
+    assert sc.resolved["workload"]["tiers"] == {"free": 0.5, "premium": 0.3, "fast": 0.2}
     assert [t.name for t in sc.tiers] == ["free", "standard", "premium", "fast", "ultra"]
     assert sc.tiers[3] == TierSpec("fast", 45.0, 400.0, 1.0)
 
@@ -129,7 +132,8 @@ def test_defaults_fill_in_for_an_aggregated_scenario(tmp_path: Path) -> None:
     sc = load_scenario(write(tmp_path, raw))
     assert sc.seed == 0 and not sc.disaggregated and sc.links == ()
     assert (sc.precision.weights, sc.precision.kv_cache) == ("fp8", "fp8")
-    assert sc.workload.tier_shares == (("free", 1.0),)
+    assert dict(sc.workload.tier_shares) == {"free": 1.0, "standard": 0.0, "premium": 0.0,
+                                             "fast": 0.0, "ultra": 0.0}
     assert sc.router.name == "least_outstanding"
     pool = sc.pools[0]
     assert (pool.scheduler.name, pool.kv_block_tokens) == ("continuous", 16)
@@ -457,7 +461,7 @@ def test_quickstart_disaggregated_loads_with_hand_computed_kv_room() -> None:
     assert decode.kv_capacity_tokens == 311_569
     assert sc.disaggregated and sc.links[0].transfer == "layerwise"
     assert sc.workload.tier_shares == (
-        ("free", 0.5), ("standard", 0.3), ("premium", 0.15), ("fast", 0.05))
+        ("free", 0.5), ("standard", 0.3), ("premium", 0.15), ("fast", 0.05), ("ultra", 0.0))
 
 
 def test_lpu_auto_without_max_batch_sizes_for_64_requests(tmp_path: Path) -> None:
@@ -520,15 +524,50 @@ def test_unknown_router_is_refused_at_load(tmp_path: Path) -> None:
     assert "router.policy" in message and "Did you mean 'round_robin'?" in message
 
 
-def test_two_decode_pools_are_refused(tmp_path: Path) -> None:
+def two_decode_pools() -> dict[str, Any]:
     raw = disaggregated()
     raw["pools"].append({**raw["pools"][1], "name": "decode2"})
     raw["links"].append({"from": "prefill", "to": "decode2", "bandwidth_gbps": 800,
                          "latency_us": 10})
+    return raw
+
+
+def test_two_prefill_pools_are_refused(tmp_path: Path) -> None:
+    raw = disaggregated()
+    raw["pools"].append({**raw["pools"][0], "name": "prefill2"})
     message = refused(tmp_path, raw)
-    assert "pools: expected one pool per role" in message
-    assert "only one pool per role is supported in this version" in message
-    assert "Pools 'decode', 'decode2' share the role 'decode'" in message
+    assert "pools: expected one pool of role 'prefill'" in message
+    assert "Pools 'prefill', 'prefill2' share the role 'prefill'" in message
+
+
+def test_two_decode_pools_must_split_the_tiers(tmp_path: Path) -> None:
+    raw = two_decode_pools()
+    message = refused(tmp_path, raw)
+    assert "expected serves: on every decode pool but at most one" in message
+    raw["pools"][2]["serves"] = ["fast", "fastest"]
+    message = refused(tmp_path, raw)
+    assert "pools.decode2.serves: expected tier names of the tier table" in message
+    assert "'fastest'" in message
+    raw["pools"][1]["serves"] = ["free"]
+    raw["pools"][2]["serves"] = ["free"]
+    message = refused(tmp_path, raw)
+    assert "pools.decode2.serves: expected a tier no other decode pool serves" in message
+    raw["pools"][2]["serves"] = ["fast"]
+    message = refused(tmp_path, raw)
+    assert "expected a decode pool for every tier" in message and "standard" in message
+    raw["pools"][0]["serves"] = ["fast"]
+    message = refused(tmp_path, raw)
+    assert "pools[0].serves: expected serves only on a decode pool" in message
+
+
+def test_a_catch_all_decode_pool_takes_the_other_tiers(tmp_path: Path) -> None:
+    raw = two_decode_pools()
+    raw["pools"][2]["serves"] = ["premium", "fast"]
+    scenario = load_scenario(write(tmp_path, raw))
+    routes = dict(zip((t.name for t in scenario.tiers), scenario.decode_pool_of_tier(),
+                      strict=True))
+    assert routes == {"free": "decode", "standard": "decode", "premium": "decode2",
+                      "fast": "decode2", "ultra": "decode"}
 
 
 def test_parse_override_splits_at_the_first_equals_sign() -> None:

@@ -360,3 +360,30 @@ def test_a_user_router_sees_each_requests_lengths(make_scenario):
     long = r.input_tokens > 1000
     assert long.any() and (~long).any()
     assert (r.prefill_replica[long] == 2).all() and (r.prefill_replica[~long] == 0).all()
+
+
+def test_each_tier_decodes_on_the_pool_that_serves_it(make_scenario):
+    data = disaggregated()
+    data["workload"]["tiers"] = {"free": 0.6, "fast": 0.4}
+    gpu = {"name": "gpu-decode", "role": "decode", "system": "h100-sxm", "replicas": 1,
+           "parallelism": {"tp": 2}, "scheduler": {"policy": "continuous", "max_batch": 64}}
+    data["pools"].insert(1, gpu)
+    data["pools"][2]["serves"] = ["fast"]
+    data["links"].append({**data["links"][0], "to": "gpu-decode"})
+    scenario = make_scenario(data)
+    requests = generate(scenario.workload, scenario.seed, scenario.source)
+    factory = Factory(scenario, requests)
+    factory.run()
+    _check_invariants(factory, None)
+    result = simulate(scenario)
+    fast = requests.tier == [t.name for t in scenario.tiers].index("fast")
+    assert 0 < fast.sum() < len(fast)
+    links = result.summary["links"]
+    assert links["prefill->decode"]["transfers"] == fast.sum()
+    assert links["prefill->gpu-decode"]["transfers"] == (~fast).sum()
+    # 256 LPX chips decode a 70B model several times faster than two H100s
+    tpot = result.requests.last_token_s - result.requests.first_token_s
+    per_token = tpot / np.maximum(result.requests.output_tokens - 1, 1)
+    assert np.median(per_token[fast]) * 3 < np.median(per_token[~fast])
+    pools = result.summary["pools"]
+    assert pools["decode"]["steps"] > 0 and pools["gpu-decode"]["steps"] > 0

@@ -97,8 +97,8 @@ def test_loads_from_one_tier_into_one_replica_queue_behind_each_other(make_scena
     np.testing.assert_allclose(np.diff(ready), load_s, rtol=1e-9)
     # the decode side still receives the whole prompt's KV
     assert (factory.table.blocks_first == 0).all()
-    assert factory.decode is not None
-    assert sum(link.bytes_moved for link in factory.decode.ingress) == \
+    (decode,) = factory.decodes
+    assert sum(link.bytes_moved for link in decode.ingress) == \
         3 * 2048 * KV_BYTES_PER_TOKEN
 
 

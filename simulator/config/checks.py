@@ -99,7 +99,8 @@ LENGTH_KEYS_BY_SOURCE = {
 }
 WORKLOAD_KEYS = ("requests", "duration_s", "arrivals", "lengths", "tiers")
 POOL_KEYS = ("name", "role", "system", "replicas", "parallelism", "chips_per_replica",
-             "kv_block_tokens", "scheduler", "kv_tiers", "speculative", "attention_split")
+             "kv_block_tokens", "scheduler", "kv_tiers", "speculative", "attention_split",
+             "serves")
 KV_TIER_KEYS = ("name", "bandwidth_gbps", "latency_us", "hit_rate")
 PARALLELISM_KEYS = ("tp", "ep", "ep_imbalance")
 SPECULATIVE_KEYS = ("draft_tokens", "acceptance", "draft_cost_fraction")
@@ -107,8 +108,11 @@ ATTENTION_SPLIT_KEYS = ("system", "chips", "exchange_gbps", "exchange_latency_us
 LINK_KEYS = ("from", "to", "bandwidth_gbps", "latency_us", "transfer")
 TIER_KEYS = ("name", "price_usd_per_mtok", "min_tokens_per_s_per_user", "max_ttft_s",
              "source", "assumption")
+ECONOMICS_KEYS = ("site_power_mw", "pue", "electricity_usd_per_kwh", "amortisation_years",
+                  "sizing", "capex_usd")
+SIZINGS = ("nameplate", "measured")
 TOP_KEYS = ("schema_version", "name", "seed", "model", "precision", "workload", "pools",
-            "links", "router", "tiers", "sweep")
+            "links", "router", "tiers", "economics", "sweep")
 SWEEP_KEYS = ("grid", "list")
 SWEEP_ITEM_KEYS = ("name", "set")
 
@@ -140,6 +144,8 @@ SCHEMA: dict[str, Any] = {
     "links": Items(_leaves(LINK_KEYS)),
     "router": ANY_KEYS,
     "tiers": Items(_leaves(TIER_KEYS)),
+    # capex_usd is keyed by profile name, which the loader checks against the profiles.
+    "economics": {**_leaves(ECONOMICS_KEYS), "capex_usd": ANY_KEYS},
     # Grid and set keys are dotted override paths, not nested mappings, so they stay free.
     "sweep": {"grid": ANY_KEYS, "list": Items({"name": None, "set": ANY_KEYS})},
 }

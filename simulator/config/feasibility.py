@@ -15,7 +15,6 @@ from typing import Any
 
 from simulator.config.checks import (
     KV_TIER_KEYS,
-    LINK_KEYS,
     PARALLELISM_KEYS,
     POOL_KEYS,
     Section,
@@ -28,7 +27,7 @@ from simulator.config.layouts import (
     read_speculative,
     split_resolved,
 )
-from simulator.config.scenario import ROLES, KVTierSpec, LinkSpec, PoolSpec, Precision
+from simulator.config.scenario import ROLES, KVTierSpec, PoolSpec, Precision
 from simulator.costs import (
     afd_kv_capacity_tokens,
     ffn_chips_for,
@@ -42,10 +41,9 @@ from simulator.hardware import SystemProfile, load_profile
 from simulator.models import ModelCard
 from simulator.workload import LengthStats
 
-__all__ = ["DEFAULT_MAX_BATCH", "build_pools", "check_context", "check_roles", "read_links"]
+__all__ = ["DEFAULT_MAX_BATCH", "build_pools", "check_context"]
 
 DEFAULT_MAX_BATCH = 64   # requests per decode batch assumed when sizing an LPU replica
-TRANSFERS = ("bulk", "layerwise")
 
 
 def _gb(n_bytes: float) -> str:
@@ -140,12 +138,31 @@ def _pool(sec: Section, model: ModelCard, precision: Precision,
         out["speculative"] = speculative_out
     if split_out:
         out["attention_split"] = split_out
+    serves = _serves(sec, role)
+    if serves:
+        out["serves"] = list(serves)
     pool = PoolSpec(name=name, role=role, system=system, replicas=replicas, tp=tp,
                     chips_per_replica=chips, scheduler=scheduler,
                     kv_block_tokens=kv_block_tokens, kv_capacity_tokens=capacity,
                     kv_tiers=kv_tiers, ep=ep, ep_imbalance=imbalance,
-                    speculative=speculative, attention_split=split)
+                    speculative=speculative, attention_split=split, serves=serves)
     return pool, out
+
+
+def _serves(sec: Section, role: str) -> tuple[str, ...]:
+    """The tiers a decode pool takes; their names are checked against the tier table once
+    every pool is read (:func:`check_roles`)."""
+    if not sec.has("serves"):
+        return ()
+    items = sec.get("serves")
+    if not isinstance(items, list) or not items or not all(isinstance(t, str) for t in items):
+        raise sec.fail("serves", "a non-empty list of tier names", items)
+    if role != "decode":
+        raise sec.fail("serves", "serves only on a decode pool", items,
+                       "Requests are routed by tier when they leave prefill for decode.")
+    if len(set(items)) != len(items):
+        raise sec.fail("serves", "each tier named once", items)
+    return tuple(items)
 
 
 def _kv_tiers(sec: Section, role: str) -> tuple[KVTierSpec, ...]:
@@ -280,73 +297,3 @@ def _lpu_chips(sec: Section, model: ModelCard, system: SystemProfile, precision:
             f"{chips} × {system.chip_name} hold {_gb(chips * usable)} (each "
             f"{_memory_text(system)}); use at least {least} chips, or auto.")
     return chips
-
-
-def check_roles(pools: tuple[PoolSpec, ...], file: Path) -> None:
-    """One 'both' pool, or one prefill and one decode pool: the shapes the engine runs.
-
-    The engine routes each request to the single pool of its stage, so a second pool of a
-    role would sit idle; it is refused rather than silently ignored.
-    """
-    roles = [p.role for p in pools]
-    listing = [f"{p.name}: {p.role}" for p in pools]
-    repeated = sorted({r for r in roles if roles.count(r) > 1})
-    if repeated:
-        names = ", ".join(repr(p.name) for p in pools if p.role == repeated[0])
-        raise ScenarioError(
-            file, "pools", "one pool per role (only one pool per role is supported in this "
-            "version)", listing, f"Pools {names} share the role {repeated[0]!r}; merge them "
-            "into one pool with more replicas.")
-    if "both" in roles and len(roles) > 1:
-        raise ScenarioError(file, "pools", "either one pool of role 'both' (aggregated) or one "
-                            "prefill and one decode pool (disaggregated)", listing,
-                            "Mixing aggregated and disaggregated pools in one scenario is not "
-                            "supported.")
-    if "both" not in roles and set(roles) != {"prefill", "decode"}:
-        missing = "decode" if "prefill" in roles else "prefill"
-        raise ScenarioError(file, "pools", f"a {missing} pool next to the {roles[0]} pool, or "
-                            "one pool of role 'both'", listing,
-                            f"A disaggregated scenario needs somewhere to {missing}.")
-
-
-def read_links(top: Section, pools: tuple[PoolSpec, ...]
-               ) -> tuple[tuple[LinkSpec, ...], list[dict[str, Any]]]:
-    """Links, each from a prefill pool to a decode pool, one for every such pair."""
-    items = top.get("links", [])
-    if not isinstance(items, list):
-        raise top.fail("links", "a list of links", items)
-    by_name = {p.name: p for p in pools}
-    aggregated = all(p.role == "both" for p in pools)
-    links: list[LinkSpec] = []
-    for i, item in enumerate(items):
-        sec = Section(item, top.file, join_key("links", i), LINK_KEYS)
-        if aggregated:
-            raise ScenarioError(top.file, sec.key, "no links when every pool has role 'both'",
-                                item, "Links carry KV cache from prefill to decode pools.")
-        link = LinkSpec(
-            from_pool=sec.text("from", choices=list(by_name)),
-            to_pool=sec.text("to", choices=list(by_name)),
-            bandwidth_gbps=sec.number("bandwidth_gbps", meaning="gigabits per second"),
-            latency_us=sec.number("latency_us", positive=False, meaning="microseconds"),
-            transfer=sec.text("transfer", "bulk", choices=TRANSFERS),
-        )
-        for end, key, role in ((link.from_pool, "from", "prefill"), (link.to_pool, "to", "decode")):
-            if by_name[end].role != role:
-                raise sec.fail(key, f"a {role} pool", end, f"Pool {end!r} has role "
-                               f"{by_name[end].role!r}; links carry KV cache from a prefill "
-                               "pool to a decode pool.")
-        if any((ln.from_pool, ln.to_pool) == (link.from_pool, link.to_pool) for ln in links):
-            raise ScenarioError(top.file, sec.key, "one link per prefill → decode pair",
-                                f"a second link from {link.from_pool!r} to {link.to_pool!r}")
-        links.append(link)
-    have = {(ln.from_pool, ln.to_pool) for ln in links}
-    for src in (p.name for p in pools if p.role == "prefill"):
-        for dst in (p.name for p in pools if p.role == "decode"):
-            if (src, dst) not in have:
-                raise ScenarioError(
-                    top.file, "links", "a link from every prefill pool to every decode pool",
-                    f"no link from {src!r} to {dst!r}", f"Add {{from: {src}, to: {dst}, "
-                    f"bandwidth_gbps: ..., latency_us: ...}} under links.")
-    resolved = [{"from": ln.from_pool, "to": ln.to_pool, "bandwidth_gbps": ln.bandwidth_gbps,
-                 "latency_us": ln.latency_us, "transfer": ln.transfer} for ln in links]
-    return tuple(links), resolved

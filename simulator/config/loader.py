@@ -15,9 +15,11 @@ from typing import Any
 
 from simulator.config.checks import (
     ARRIVAL_KEYS_BY_PROCESS,
+    ECONOMICS_KEYS,
     LENGTH_KEYS_BY_SOURCE,
     MISSING,
     PRECISION_KEYS,
+    SIZINGS,
     TIER_KEYS,
     TOP_KEYS,
     WORKLOAD_KEYS,
@@ -26,21 +28,25 @@ from simulator.config.checks import (
     parse_yaml,
     read_policy,
 )
-from simulator.config.feasibility import build_pools, check_context, check_roles, read_links
+from simulator.config.feasibility import build_pools, check_context
 from simulator.config.overrides import apply_overrides
 from simulator.config.scenario import (
     DTYPE_BYTES,
     KV_DTYPE_BYTES,
     ArrivalSpec,
+    EconomicsSpec,
     LengthSpec,
+    PoolSpec,
     Precision,
     Scenario,
     TierSpec,
     WorkloadSpec,
 )
+from simulator.config.topology import check_roles, read_links
+from simulator.economics import check_site_holds_a_pod, pod_systems, system_price_usd
 from simulator.errors import ScenarioError, did_you_mean
 from simulator.models import load_model
-from simulator.resources import data_root, resolve_file
+from simulator.resources import data_root, list_profiles, resolve_file
 from simulator.workload import length_stats
 
 __all__ = ["build_scenario", "load_scenario", "raw_scenario", "read_mapping"]
@@ -121,9 +127,10 @@ def build_scenario(raw: dict[str, Any], file: Path) -> Scenario:
     stats = length_stats(workload.lengths, file)
     check_context(model, stats, file)
     pools, pools_resolved = build_pools(top, model, precision, stats)
-    check_roles(pools, file)
+    check_roles(pools, tiers, file)
     links, links_resolved = read_links(top, pools)
     router, router_resolved = read_policy(top, "router", "least_outstanding", "router")
+    economics, economics_resolved = _economics(top, pools)
     if top.has("sweep"):
         # Imported here: the sweep package builds its variants with this module.
         from simulator.sweep.block import read_sweep
@@ -141,9 +148,52 @@ def build_scenario(raw: dict[str, Any], file: Path) -> Scenario:
         "router": router_resolved,
         "tiers": tiers_resolved,
     }
+    if economics_resolved is not None:
+        # Absent when not given, so the sweep keys of scenarios without it do not change.
+        resolved["economics"] = economics_resolved
     return Scenario(name=name, seed=seed, model=model, precision=precision, workload=workload,
-                    pools=pools, links=links, router=router, tiers=tiers, source=file,
-                    resolved=resolved)
+                    pools=pools, links=links, router=router, tiers=tiers, economics=economics,
+                    source=file, resolved=resolved)
+
+
+def _economics(top: Section, pools: tuple[PoolSpec, ...]
+               ) -> tuple[EconomicsSpec | None, dict[str, Any] | None]:
+    """The site a pod is scaled to. Nothing is defaulted but the sizing: every price and
+    efficiency it silently assumed would hide in a cost per token."""
+    if not top.has("economics"):
+        return None, None
+    sec = top.section("economics", ECONOMICS_KEYS)
+    for required in ("site_power_mw", "pue", "electricity_usd_per_kwh", "amortisation_years"):
+        if not sec.has(required):
+            raise sec.fail(required, "this key to be present (it has no default)")
+    pue = sec.get("pue")
+    if type(pue) not in (int, float) or not 1 <= pue < float("inf"):
+        raise sec.fail("pue", "a finite number ≥ 1 (facility power / IT power)", pue,
+                       "Cooling and power conversion add to the IT power, never take from "
+                       "it; new sites run at about 1.1 to 1.4.")
+    bought = pod_systems(pools)
+    prices = sec.section("capex_usd", None, "a mapping of profile name -> USD per system")
+    # A profile this pod does not buy is allowed (a sweep may swap systems), a typo is not.
+    known = sorted(set(bought) | {p.stem for p in list_profiles()})
+    for system in prices.data:
+        if system not in known:
+            raise prices.fail(system, f"the name of a hardware profile (this scenario buys "
+                              f"{', '.join(bought)})", system, did_you_mean(system, known))
+    spec = EconomicsSpec(
+        site_power_mw=sec.number("site_power_mw", meaning="megawatts of facility power"),
+        pue=float(pue),
+        electricity_usd_per_kwh=sec.number("electricity_usd_per_kwh", positive=False,
+                                           meaning="USD per kWh"),
+        amortisation_years=sec.number("amortisation_years", meaning="straight-line years"),
+        sizing=sec.text("sizing", "nameplate", choices=SIZINGS),
+        capex_usd={s: prices.number(s, positive=False, meaning="USD per system")
+                   for s in sorted(prices.data)})
+    check_site_holds_a_pod(spec, pools, top.file)
+    resolved = {"site_power_mw": spec.site_power_mw, "pue": spec.pue,
+                "electricity_usd_per_kwh": spec.electricity_usd_per_kwh,
+                "amortisation_years": spec.amortisation_years, "sizing": spec.sizing,
+                "capex_usd": {name: system_price_usd(s, spec) for name, (s, _) in bought.items()}}
+    return spec, resolved
 
 
 def _workload(wl: Section, tiers: tuple[TierSpec, ...]) -> tuple[WorkloadSpec, dict[str, Any]]:
@@ -164,8 +214,12 @@ def _workload(wl: Section, tiers: tuple[TierSpec, ...]) -> tuple[WorkloadSpec, d
     resolved: dict[str, Any] = (
         {"requests": requests} if requests is not None else {"duration_s": duration_s})
     resolved.update(arrivals=arrivals_resolved, lengths=lengths_resolved, tiers=dict(shares))
+    # every tier of the table, in its order, so that a request's tier index names its tier
+    # there (unlisted tiers get share 0: never drawn, and the draws of the others unchanged)
+    given = dict(shares)
     spec = WorkloadSpec(requests=requests, duration_s=duration_s, arrivals=arrivals,
-                        lengths=lengths, tier_shares=shares)
+                        lengths=lengths,
+                        tier_shares=tuple((t.name, given.get(t.name, 0.0)) for t in tiers))
     return spec, resolved
 
 

@@ -17,6 +17,7 @@ from simulator.models import ModelCard
 __all__ = [
     "ArrivalSpec",
     "AttentionSplitSpec",
+    "EconomicsSpec",
     "KVTierSpec",
     "LengthSpec",
     "LinkSpec",
@@ -89,7 +90,7 @@ class WorkloadSpec:
     duration_s: float | None
     arrivals: ArrivalSpec
     lengths: LengthSpec
-    tier_shares: tuple[tuple[str, float], ...]   # (tier name, share of requests), shares sum to 1
+    tier_shares: tuple[tuple[str, float], ...]   # (tier name, share): every tier of the table, in order
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ class PoolSpec:
     speculative: SpeculativeSpec | None = None
     attention_split: AttentionSplitSpec | None = None
     kv_tiers: tuple[KVTierSpec, ...] = ()   # fastest first; prefill and both pools only
+    serves: tuple[str, ...] = ()   # decode pools: the tiers routed here (empty: the rest)
 
     @property
     def chips(self) -> int:
@@ -190,6 +192,24 @@ class LinkSpec:
 
 
 @dataclass(frozen=True)
+class EconomicsSpec:
+    """What a site costs and how many pods it holds (equations in docs/economics.md).
+
+    ``sizing`` says which power a pod is provisioned at: "nameplate" (every system it buys
+    at full power, idle chips included, as sites are built for peak) or "measured" (the
+    run's mean power). ``capex_usd`` maps a profile name to a price per system that
+    replaces the profile's ``system.price_usd``.
+    """
+
+    site_power_mw: float
+    pue: float                      # facility power / IT power, ≥ 1
+    electricity_usd_per_kwh: float
+    amortisation_years: float       # straight line, no interest
+    sizing: str = "nameplate"       # nameplate | measured
+    capex_usd: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     seed: int
@@ -200,6 +220,7 @@ class Scenario:
     links: tuple[LinkSpec, ...]
     router: PolicySpec
     tiers: tuple[TierSpec, ...]
+    economics: EconomicsSpec | None = None
     source: Path | None = None
     resolved: dict[str, Any] = field(default_factory=dict)   # the config as plain data, for results
 
@@ -212,3 +233,13 @@ class Scenario:
     @property
     def disaggregated(self) -> bool:
         return any(p.role != "both" for p in self.pools)
+
+    def decode_pool_of_tier(self) -> tuple[str, ...]:
+        """For each tier, the decode pool its requests decode on (the loader has checked
+        that exactly one pool takes each tier); empty when the scenario is aggregated."""
+        decodes = [p for p in self.pools if p.role == "decode"]
+        if not decodes:
+            return ()
+        rest = next((p.name for p in decodes if not p.serves), decodes[0].name)
+        return tuple(next((p.name for p in decodes if tier.name in p.serves), rest)
+                     for tier in self.tiers)

@@ -70,9 +70,11 @@ class Factory:
         self.pools = {spec.name: self._build_pool(spec) for spec in scenario.pools}
         entry_role = "prefill" if scenario.disaggregated else "both"
         self.entry = next(p for p in self.pools.values() if p.spec.role == entry_role)
-        self.decode = next((p for p in self.pools.values() if p.spec.role == "decode"), None)
-        if self.decode is not None:
-            self._connect(self.entry, self.decode)
+        # decode pools by tier: a request leaving prefill goes to the pool of its tier
+        self.decodes = [p for p in self.pools.values() if p.spec.role == "decode"]
+        self.decode_of_tier = [self.pools[name] for name in scenario.decode_pool_of_tier()]
+        for pool in self.decodes:
+            self._connect(self.entry, pool)
         self._waiters: dict[int, simpy.Event] = {}
         self._next_request = 0
         arrivals = scenario.workload.arrivals
@@ -134,8 +136,7 @@ class Factory:
     def _prefill_done_in(self, pool: Pool, index: int) -> Callable[[int, float], None]:
         def prefill_done(request: int, last_step_s: float) -> None:
             pool.outstanding[index] -= 1
-            target = self.decode
-            assert target is not None, "a prefill pool always has a decode pool"
+            target = self.decode_of_tier[self.table.tier[request]]
             choice = self._choose(target, request)
             self.table.decode_replica[request] = choice
             target.outstanding[choice] += 1
@@ -147,9 +148,11 @@ class Factory:
         """Once every request has reached a decode link, decode replicas run to the end
         eagerly, so the last completion happens on the clock."""
         self._upstream -= count
-        if self._upstream == 0 and self.decode is not None and self.decode.lazy:
-            for replica in self.decode.replicas:
-                replica.set_eager(draining=True)
+        if self._upstream == 0:
+            for pool in self.decodes:
+                if pool.lazy:
+                    for replica in pool.replicas:
+                        replica.set_eager(draining=True)
 
     def _finished_in(self, pool: Pool, index: int) -> Callable[[np.ndarray], None]:
         def finished(rows: np.ndarray) -> None:

@@ -26,12 +26,14 @@ __all__ = ["Fit", "fit_factors", "write_fitted", "write_profile"]
 _STEPS = (1.6, 1.25, 1.1, 1.04)
 # The factors fitted per kind of chip, with their bounds; η are fractions of a peak.
 _FACTORS = {
-    # Throughput figures at large batch barely see a per-step overhead, so fitting it would
-    # let it drift to a bound; it stays the profile's estimate.
-    "gpu": {"compute": (0.05, 0.95), "memory": (0.05, 0.95)},
+    "gpu": {"compute": (0.05, 0.95), "memory": (0.05, 0.95), "step_overhead_s": (1e-5, 0.05)},
     "lpu": {"compute": (0.05, 0.95), "memory": (0.05, 0.95),
             "layer_sync_latency_s": (1e-8, 1e-3)},
 }
+# Benchmarks whose figures see the fixed cost of a step: those judged by latency limits,
+# where batches stay small. Throughput at large batch barely sees it, so a fit to such
+# figures alone would let it drift to a bound; it then stays the profile's estimate.
+_SEES_STEP_OVERHEAD = ("server", "interactive", "single_user")
 _FIELDS = {"compute": "compute_efficiency", "memory": "memory_efficiency",
            "step_overhead_s": "step_overhead_s", "layer_sync_latency_s": "layer_sync_latency_s"}
 
@@ -51,18 +53,25 @@ class Fit:
 
 def fit_factors(figures: Sequence[Figure], system: SystemProfile, workers: int | None = None,
                 progress: Callable[[int, int], None] | None = None,
-                family: Sequence[str] = (), max_trials: int = 48) -> Fit:
+                family: Sequence[str] = (), max_trials: int = 48,
+                names: Sequence[str] | None = None) -> Fit:
     """Factors for ``system`` that bring ``figures`` closest, starting from its own.
 
     ``family`` names other systems built on the same chip (an HGX node and an NVL72 rack of
-    the same GPU) whose figures are fitted together with one set of factors.
+    the same GPU) whose figures are fitted together with one set of factors. ``names``
+    limits the fit to some factors; by default it fits every factor of the chip's kind that
+    the figures can see.
     """
     allowed = {system.name, *family}
     wrong = [f.id for f in figures if load_profile(f.system, f.path).name not in allowed]
     if wrong:
         raise ScenarioError(None, "--system", f"figures measured on {', '.join(sorted(allowed))}",
                             ", ".join(wrong))
-    bounds = _FACTORS[system.kind]
+    bounds = dict(_FACTORS[system.kind])
+    if names is not None:
+        bounds = {k: v for k, v in bounds.items() if k in names}
+    elif not any(f.benchmark in _SEES_STEP_OVERHEAD for f in figures):
+        bounds.pop("step_overhead_s", None)
     factors = {k: float(getattr(system, _FIELDS[k])) for k in bounds}
     before = compare(figures, factors, workers)
     best, best_loss = before, Fit.loss(before)

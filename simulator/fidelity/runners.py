@@ -120,8 +120,9 @@ def _search_rate(figure: Figure, factors: dict[str, float] | None) -> Run:
     """The highest Poisson rate meeting the limits, to within ``_TOLERANCE``.
 
     An offline probe gives the deployment's flat-out rate; the search walks down from just
-    under it (or up, if that already passes) until the limits flip, then bisects. Latency
-    rises with load, so the limits are met below some rate and missed above it.
+    under it (or up to it, if that already passes) until the limits flip, then bisects.
+    Latency rises with load, so the limits are met below some rate and missed above it;
+    no rate above the flat-out one is credited, however well a short run copes with it.
     """
     requests = figure.requests or 2000
     probe = _simulate(figure, {"process": "fixed", "rate_per_s": _AT_ONCE_PER_S},
@@ -138,9 +139,11 @@ def _search_rate(figure: Figure, factors: dict[str, float] | None) -> Run:
     passed: tuple[float, Result] | None = (rate, result) if ok else None
     failed: float | None = None if ok else rate
     for _ in range(_WALK_STEPS):
-        if passed is not None and failed is not None:
+        if passed is not None and (failed is not None or passed[0] >= capacity):
             break
-        rate = rate * 1.25 if ok else rate * 0.7
+        # never above the flat-out rate: a run far shorter than the published one can
+        # meet the limits there only because its queue has not had time to build
+        rate = min(rate * 1.25, capacity) if ok else rate * 0.7
         ok, result = trial(rate)
         if ok:
             passed = (rate, result)

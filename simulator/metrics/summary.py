@@ -12,6 +12,7 @@ import numpy as np
 
 from simulator import __version__
 from simulator.config.scenario import AttentionSplitSpec, PoolSpec, Scenario
+from simulator.economics import site_economics
 from simulator.engine.factory import Factory, Pool
 from simulator.hardware import provenance_counts
 from simulator.kernels import HIST_BINS_PER_DECADE, HIST_LO_LOG10, histogram_quantiles
@@ -139,27 +140,33 @@ def _queue_waits(factory: Factory) -> dict[str, float]:
     """Total time requests spent queued before each pool (Little: mean length = total / T)."""
     t = factory.table
     waits = {factory.entry.spec.name: float(np.nansum(t.prefill_start_s - _queued_s(factory)))}
-    if factory.decode is not None:
-        before_transfer = np.nansum(t.kv_transfer_start_s - t.prefill_end_s)
-        before_batch = np.nansum(t.decode_start_s - t.kv_transfer_end_s)
-        waits[factory.decode.spec.name] = float(before_transfer + before_batch)
+    waiting = (np.nan_to_num(t.kv_transfer_start_s - t.prefill_end_s)
+               + np.nan_to_num(t.decode_start_s - t.kv_transfer_end_s))
+    for pool in factory.decodes:
+        waits[pool.spec.name] = float(waiting[_decoded_on(factory, pool)].sum())
     return waits
 
 
+def _decoded_on(factory: Factory, pool: Pool) -> np.ndarray:
+    """Which requests decode on ``pool``: those of the tiers it serves."""
+    mine = np.array([target is pool for target in factory.decode_of_tier], dtype=bool)
+    return mine[factory.table.tier]
+
+
 def _link_summary(factory: Factory, end_s: float) -> dict[str, Any]:
-    if factory.decode is None:
-        return {}
     t = factory.table
-    ingress = factory.decode.ingress
-    moved = sum(i.bytes_moved for i in ingress)
-    busy = sum(i.busy_s for i in ingress)
-    name = f"{factory.entry.spec.name}->{factory.decode.spec.name}"
-    return {name: {
-        "transfers": int(sum(i.transfers for i in ingress)),
-        "bytes": moved,
-        "utilisation": busy / (end_s * len(ingress)) if end_s > 0 else 0.0,
-        "transfer_s": latency_stats(t.kv_transfer_end_s - t.kv_transfer_start_s),
-    }}
+    out: dict[str, Any] = {}
+    for pool in factory.decodes:
+        ingress = pool.ingress
+        busy = sum(i.busy_s for i in ingress)
+        mine = _decoded_on(factory, pool)
+        out[f"{factory.entry.spec.name}->{pool.spec.name}"] = {
+            "transfers": int(sum(i.transfers for i in ingress)),
+            "bytes": sum(i.bytes_moved for i in ingress),
+            "utilisation": busy / (end_s * len(ingress)) if end_s > 0 else 0.0,
+            "transfer_s": latency_stats((t.kv_transfer_end_s - t.kv_transfer_start_s)[mine]),
+        }
+    return out
 
 
 def _slo_met(scenario: Scenario, factory: Factory, lat: dict[str, np.ndarray]) -> np.ndarray:
@@ -183,6 +190,8 @@ def _tier_summary(scenario: Scenario, factory: Factory, met: np.ndarray,
         paid_tokens = float(t.output_tokens[mine & met].sum())
         out[tier.name] = {
             "requests": count,
+            "output_tokens": int(t.output_tokens[mine].sum()),
+            "paid_output_tokens": int(paid_tokens),
             "slo_attainment": float(met[mine].mean()),
             "goodput_rps": float((mine & met).sum()) / end_s if end_s > 0 else 0.0,
             "revenue_usd_per_s": (paid_tokens * tier.price_usd_per_mtok / 1e6 / end_s
@@ -239,7 +248,7 @@ def summarise(scenario: Scenario, factory: Factory, end_s: float) -> dict[str, A
     systems = {p.spec.system.name: p.spec.system for p in factory.pools.values()}
     systems.update({p.spec.attention_split.system.name: p.spec.attention_split.system
                     for p in factory.pools.values() if p.spec.attention_split is not None})
-    return {
+    out: dict[str, Any] = {
         "name": scenario.name,
         "version": __version__,
         "seed": scenario.seed,
@@ -274,3 +283,7 @@ def summarise(scenario: Scenario, factory: Factory, end_s: float) -> dict[str, A
         "links": _link_summary(factory, end_s),
         "tiers": _tier_summary(scenario, factory, met, end_s),
     }
+    if scenario.economics is not None:
+        # Scaled from the finished summary, so a saved summary.json reproduces it.
+        out["site"] = site_economics(scenario, out)
+    return out
