@@ -13,8 +13,9 @@ from simulator.config import load_scenario
 from simulator.errors import ScenarioError
 from simulator.result import RequestRecords, Result
 from simulator.sweep import SweepResult, sweep
+from simulator.sweep.curve import FrontierPoint, frontier_curve
 
 # ``sweep`` the function replaces ``sweep`` the subpackage as an attribute of this package;
 # ``from simulator.sweep import ...`` still reaches the subpackage.
-__all__ = ["RequestRecords", "Result", "ScenarioError", "SweepResult", "__version__",
-           "load_scenario", "simulate", "sweep"]
+__all__ = ["FrontierPoint", "RequestRecords", "Result", "ScenarioError", "SweepResult",
+           "__version__", "frontier_curve", "load_scenario", "simulate", "sweep"]

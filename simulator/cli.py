@@ -26,6 +26,7 @@ from simulator.report.progress import progress_bar
 
 if TYPE_CHECKING:
     from simulator.sweep import SweepResult
+    from simulator.sweep.curve import FrontierPoint
 
 __all__ = ["main"]
 
@@ -62,6 +63,25 @@ def _parser() -> argparse.ArgumentParser:
                        "(default: out/<scenario name>-sweep)")
     sweep.add_argument("--json", action="store_true",
                        help="print the scenario, variants and frontier as one JSON object")
+    curve = sub.add_parser(
+        "frontier", help="tokens/s per MW against tokens/s per user of one setup, one key "
+                         "varied; writes frontier.csv and frontier.png; resumes")
+    curve.add_argument("scenario", type=Path, help="scenario YAML file (a sweep: block in it "
+                       "is ignored)")
+    curve.add_argument("--vary", metavar="KEY=V1,V2,...",
+                       help="the key to vary and its values (default: workload.arrivals."
+                            "concurrency=1,2,4,...,256 for closed-loop arrivals, else the "
+                            "decode or aggregated pool's scheduler.max_batch=1,2,4,...,256)")
+    curve.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE", help="override a key of the scenario by its dotted "
+                       "path (--vary wins)")
+    curve.add_argument("--seed", type=int, help="random seed of every point")
+    curve.add_argument("--executor", default="process",
+                       help="process (default: local worker processes), serial or ray")
+    curve.add_argument("--workers", type=int, help="worker processes for --executor process "
+                       "(default: one per CPU)")
+    curve.add_argument("--out", type=Path, help="folder of frontier.csv, frontier.png and "
+                       "results.jsonl (default: out/<scenario name>-frontier)")
     profiles = sub.add_parser("profiles", help="list hardware profiles and model cards; with "
                               "a profile name, every figure of it with its source and tag")
     profiles.add_argument("name", nargs="?", help="a profile name or path")
@@ -170,6 +190,64 @@ def _pool_cell(p: dict[str, Any]) -> str:
     return cell
 
 
+def _frontier(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from simulator.config import parse_override
+    from simulator.report.frontier_plot import PLOT_EXTRA, PNG_FILE, write_frontier_png
+    from simulator.sweep import check_executor, run_sweep
+    from simulator.sweep.curve import (
+        CSV_FILE,
+        axis_variants,
+        frontier_points,
+        parse_vary,
+        write_frontier_csv,
+    )
+
+    overrides = dict(parse_override(text) for text in args.overrides)
+    check_executor(args.executor, args.workers)
+    vary = parse_vary(args.vary) if args.vary is not None else None
+    key, variants = axis_variants(args.scenario, vary, overrides, args.seed)
+    scenario = variants[0].scenario
+    folder = args.out if args.out is not None else Path("out") / f"{scenario}-frontier"
+    with progress_bar(err, f"{scenario} frontier points") as progress:
+        results = run_sweep(variants, executor=args.executor, workers=args.workers,
+                            out=folder, progress=progress)
+    points = frontier_points(key, results)
+    write_frontier_csv(key, points, folder / CSV_FILE)
+    plotted = write_frontier_png(scenario, key, points, folder / PNG_FILE)
+    out.print(_frontier_table(scenario, key, points))
+    resumed = sum(p.result.resumed for p in points)
+    files = [CSV_FILE, PNG_FILE] if plotted else [CSV_FILE]
+    err.print(f"{len(points)} points: {len(points) - resumed} run, {resumed} resumed; results "
+              f"in {', '.join(str(folder / name) for name in files)}", markup=False,
+              highlight=False, soft_wrap=True)
+    if not plotted:
+        err.print(f"{PNG_FILE} not written: it needs matplotlib ({PLOT_EXTRA})",
+                  markup=False, highlight=False, soft_wrap=True)
+    return 0
+
+
+def _frontier_table(scenario: str, key: str, points: Sequence[FrontierPoint]) -> Table:
+    """One row per value of the key, in the order varied, so the trade reads down the table."""
+
+    def num(value: float | None, fmt: str, scale: float = 1.0) -> str:
+        return "—" if value is None else format(value * scale, fmt)
+
+    table = Table(title=f"{scenario} — varying {key} (latency in ms; ★ Pareto frontier of "
+                        "tokens/s per user p50 and tokens/s per MW, overloaded points left "
+                        "out)", title_justify="left")
+    table.add_column(key.rsplit(".", 1)[-1], justify="right")
+    for label in ("tok/s/user\np50", "tok/s\nper MW", "out\ntok/s", "power\nkW", "TTFT\np99",
+                  "SLO\nmet %", "over-\nloaded", "Pareto\nfront"):
+        table.add_column(label, justify="right", no_wrap=True)
+    for p in points:
+        table.add_row(
+            p.label, num(p.tokens_per_s_per_user_p50, ",.1f"), num(p.tokens_per_s_per_mw, ",.0f"),
+            num(p.output_tokens_per_s, ",.0f"), num(p.power_w_mean, ",.1f", 1e-3),
+            num(p.ttft_p99_s, ",.1f", 1e3), num(p.slo_attainment, ".1f", 100),
+            "yes" if p.overloaded else "no", "★" if p.pareto else "")
+    return table
+
+
 def _profiles(args: argparse.Namespace, out: Console) -> int:
     from simulator.hardware import load_profile
     from simulator.models import load_model
@@ -199,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, out, err)
         if args.command == "sweep":
             return _sweep(args, out, err)
+        if args.command == "frontier":
+            return _frontier(args, out, err)
         if args.command == "validate":
             return validate_command(args, out, err)
         if args.command == "calibrate":

@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_public_names():
     assert sorted(simulator.__all__) == sorted(
-        ["RequestRecords", "Result", "ScenarioError", "SweepResult", "__version__",
-         "load_scenario", "simulate", "sweep"])
+        ["FrontierPoint", "RequestRecords", "Result", "ScenarioError", "SweepResult",
+         "__version__", "frontier_curve", "load_scenario", "simulate", "sweep"])
     for name in simulator.__all__:
         assert hasattr(simulator, name)
 

@@ -90,7 +90,8 @@ class WorkloadSpec:
     duration_s: float | None
     arrivals: ArrivalSpec
     lengths: LengthSpec
-    tier_shares: tuple[tuple[str, float], ...]   # (tier name, share): every tier of the table, in order
+    # (tier name, share): every tier of the table, in its order
+    tier_shares: tuple[tuple[str, float], ...]
 
 
 @dataclass(frozen=True)
