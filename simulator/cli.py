@@ -21,6 +21,8 @@ from rich.table import Table
 
 from simulator import __version__
 from simulator.errors import ScenarioError
+from simulator.report.compare import add_command as add_compare_command
+from simulator.report.compare import compare_command
 from simulator.report.fidelity import add_commands, calibrate_command, validate_command
 from simulator.report.progress import progress_bar
 
@@ -86,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
                               "a profile name, every figure of it with its source and tag")
     profiles.add_argument("name", nargs="?", help="a profile name or path")
     add_commands(sub)
+    add_compare_command(sub)
     return parser
 
 
@@ -283,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return validate_command(args, out, err)
         if args.command == "calibrate":
             return calibrate_command(args, out, err)
+        if args.command == "compare":
+            return compare_command(args, out, err)
         return _profiles(args, out)
     except ScenarioError as exc:
         sys.stderr.write(f"error: {exc}\n")   # one unwrapped paragraph, easy to grep

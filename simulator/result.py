@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RequestRecords", "Result"]
+__all__ = ["RequestRecords", "Result", "write_summary"]
 
 
 class RequestRecords:
@@ -56,6 +56,15 @@ class RequestRecords:
         return path
 
 
+def write_summary(summary: dict[str, Any], path: str | Path) -> Path:
+    """``summary`` as summary.json, sorted and without NaN, so equal runs give equal bytes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_plain(summary), indent=2, sort_keys=True, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
 def _plain(value: Any) -> Any:
     """JSON-safe copy: numpy scalars to Python, NaN and infinities to null."""
     if isinstance(value, dict):
@@ -78,11 +87,7 @@ class Result:
 
     def to_json(self, path: str | Path) -> Path:
         """Write summary.json; the same scenario and seed give the same bytes."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(_plain(self.summary), indent=2, sort_keys=True, allow_nan=False)
-        path.write_text(text + "\n", encoding="utf-8")
-        return path
+        return write_summary(self.summary, path)
 
     def json(self) -> str:
         return json.dumps(_plain(self.summary), indent=2, sort_keys=True, allow_nan=False)
