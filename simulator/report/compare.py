@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from simulator.errors import ScenarioError
@@ -95,9 +96,12 @@ def _checked(paths: Sequence[Path], overrides: dict[str, Any], seed: int | None)
         scenario = load_scenario(path, overrides=overrides, seed=seed)
         if scenario.economics is None:
             raise ScenarioError(path, "economics", "an economics: block (compare prices "
-                                "whole sites)", "none", "Add economics: {site_power_mw: ..., "
+                                "whole sites)", None, "Add economics: {site_power_mw: ..., "
                                 "pue: ..., electricity_usd_per_kwh: ..., amortisation_years: "
                                 "...}; see docs/economics.md.")
+        if "/" in scenario.name or "\\" in scenario.name or scenario.name.startswith("."):
+            raise ScenarioError(path, "name", "a name usable as a folder name (no slashes, "
+                                "not starting with a dot)", scenario.name)
         if scenario.name in names:
             raise ScenarioError(path, "name", "a scenario name the other files do not use",
                                 scenario.name)
@@ -130,8 +134,17 @@ def compare_command(args: argparse.Namespace, out: Console, err: Console) -> int
                     "rows": {label: [read(s) for s in summaries] for label, read, _ in rows}}
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
         return 0
-    out.print(_comparison_table(names, summaries, rows))
-    out.print(_assumptions_table(names, summaries))
+    comparison = _comparison_table(names, summaries, rows)
+    assumptions = _assumptions_table(names, summaries)
+    wide = out.options.update(width=10_000)
+    # Every comparison column is no_wrap, so it needs its widest cell; the assumptions table
+    # can fold its source column down to its minimum.
+    needed = max(Measurement.get(out, wide, comparison).maximum,
+                 Measurement.get(out, wide, assumptions).minimum)
+    if needed > out.width:
+        out = Console(width=needed)   # lines the terminal wraps beat numbers cut short
+    out.print(comparison)
+    out.print(assumptions)
     return 0
 
 
@@ -151,7 +164,9 @@ def _comparison_table(names: Sequence[str], summaries: Sequence[dict[str, Any]],
     for label, read, fmt in rows:
         values = [read(s) for s in summaries]
         first = values[0]
-        ratios = ["—" if v is None or not first else f"{v / first:,.2f}×" for v in values[1:]]
+        # a ratio to nothing, or to a loss, would read as a gain: left out
+        ratios = ["—" if v is None or first is None or first <= 0 else f"{v / first:,.2f}×"
+                  for v in values[1:]]
         table.add_row(label, *(_cell(v, fmt) for v in values), *ratios)
     return table
 
@@ -161,7 +176,9 @@ def _assumptions_table(names: Sequence[str], summaries: Sequence[dict[str, Any]]
     table = Table(title="Assumptions (what each number above is computed from)",
                   title_justify="left")
     table.add_column("assumption", no_wrap=True)
-    table.add_column("unit", no_wrap=True)
+    units = [item["unit"] for s in summaries for item in s["site"]["assumptions"]]
+    # a unit is a few words kept on one line: as wide as the widest, never cut short
+    table.add_column("unit", no_wrap=True, min_width=max(map(len, units), default=1))
     for name in names:
         table.add_column(name, justify="right")
     table.add_column("source", overflow="fold")
