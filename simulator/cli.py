@@ -52,14 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         "sweep", help="simulate every variant of the scenario's sweep: block; resumes where "
                       "it stopped; marks the Pareto frontier")
     sweep.add_argument("scenario", type=Path, help="scenario YAML file with a sweep: block")
-    sweep.add_argument("--set", dest="overrides", action="append", default=[],
-                       metavar="KEY=VALUE", help="override a key of the base scenario by its "
-                       "dotted path (a variant's own keys win)")
-    sweep.add_argument("--seed", type=int, help="random seed of every variant")
-    sweep.add_argument("--executor", default="process",
-                       help="process (default: local worker processes), serial or ray")
-    sweep.add_argument("--workers", type=int, help="worker processes for --executor process "
-                       "(default: one per CPU)")
+    _add_many_run_options(sweep, "the base scenario", "a variant's own keys win", "variant")
     sweep.add_argument("--address", help="Ray cluster address for --executor ray")
     sweep.add_argument("--out", type=Path, help="folder of results.jsonl, kept for resuming "
                        "(default: out/<scenario name>-sweep)")
@@ -74,14 +67,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="the key to vary and its values (default: workload.arrivals."
                             "concurrency=1,2,4,...,256 for closed-loop arrivals, else the "
                             "decode or aggregated pool's scheduler.max_batch=1,2,4,...,256)")
-    curve.add_argument("--set", dest="overrides", action="append", default=[],
-                       metavar="KEY=VALUE", help="override a key of the scenario by its dotted "
-                       "path (--vary wins)")
-    curve.add_argument("--seed", type=int, help="random seed of every point")
-    curve.add_argument("--executor", default="process",
-                       help="process (default: local worker processes), serial or ray")
-    curve.add_argument("--workers", type=int, help="worker processes for --executor process "
-                       "(default: one per CPU)")
+    _add_many_run_options(curve, "the scenario", "--vary wins", "point")
     curve.add_argument("--out", type=Path, help="folder of frontier.csv, frontier.png and "
                        "results.jsonl (default: out/<scenario name>-frontier)")
     profiles = sub.add_parser("profiles", help="list hardware profiles and model cards; with "
@@ -90,6 +76,19 @@ def _parser() -> argparse.ArgumentParser:
     add_commands(sub)
     add_compare_command(sub)
     return parser
+
+
+def _add_many_run_options(parser: argparse.ArgumentParser, base: str, wins: str,
+                          run: str) -> None:
+    """The options of commands that run many variants of one scenario (sweep, frontier)."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help=f"override a key of {base} by its dotted "
+                        f"path ({wins})")
+    parser.add_argument("--seed", type=int, help=f"random seed of every {run}")
+    parser.add_argument("--executor", default="process",
+                        help="process (default: local worker processes), serial or ray")
+    parser.add_argument("--workers", type=int, help="worker processes for --executor process "
+                        "(default: one per CPU)")
 
 
 def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
