@@ -24,7 +24,7 @@ import argparse
 import sys
 
 from simulator.fidelity import Figure, fit_factors, load_figures
-from simulator.fidelity.calibrate import write_fitted
+from simulator.fidelity.calibrate import mean_abs_error_pct, write_fitted
 from simulator.hardware import SystemProfile, load_profile
 from simulator.models import load_model
 from simulator.resources import data_root, fidelity_figures_dir
@@ -51,8 +51,7 @@ def _stage(name: str, figures: list[Figure], reference: SystemProfile, systems: 
         print(f"  {name}: {len(figures)} figures, too few to fit {factors}; left as they are")
         return None
     fit = fit_factors(figures, reference, workers=workers, family=systems[1:], names=factors)
-    before = sum(abs(c.error_pct) for c in fit.before) / len(figures)
-    after = sum(abs(c.error_pct) for c in fit.after) / len(figures)
+    before, after = mean_abs_error_pct(fit.before), mean_abs_error_pct(fit.after)
     values = {k: float(f"{v:.4g}") for k, v in fit.factors.items()}
     print(f"  {name}: {len(figures)} figures, mean |error| {before:.1f} % -> {after:.1f} %; "
           f"{values}", flush=True)

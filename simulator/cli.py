@@ -25,6 +25,7 @@ from simulator.report.compare import add_command as add_compare_command
 from simulator.report.compare import compare_command
 from simulator.report.fidelity import add_commands, calibrate_command, validate_command
 from simulator.report.progress import progress_bar
+from simulator.report.table import number_cell as num
 
 if TYPE_CHECKING:
     from simulator.sweep import SweepResult
@@ -151,9 +152,6 @@ def _sweep(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _sweep_table(scenario: str, results: Sequence[SweepResult], best: set[str]) -> Table:
     """One row per variant, pools as columns, so what a design change did reads across a row."""
 
-    def num(value: float | None, fmt: str, scale: float = 1.0) -> str:
-        return "—" if value is None else format(value * scale, fmt)
-
     pools = list(dict.fromkeys(p["name"] for r in results for p in r.summary["scenario"]["pools"]))
     table = Table(title=f"{scenario} — {len(results)} variants (pool: system, chips, whole "
                         "systems bought; latency in ms; ★ Pareto frontier of tokens/s per "
@@ -230,9 +228,6 @@ def _frontier(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _frontier_table(scenario: str, key: str, points: Sequence[FrontierPoint]) -> Table:
     """One row per value of the key, in the order varied, so the trade reads down the table."""
-
-    def num(value: float | None, fmt: str, scale: float = 1.0) -> str:
-        return "—" if value is None else format(value * scale, fmt)
 
     table = Table(title=f"{scenario} — varying {key} (latency in ms; ★ Pareto frontier of "
                         "tokens/s per user p50 and tokens/s per MW, overloaded points left "

@@ -21,7 +21,7 @@ from simulator.fidelity.figures import Figure
 from simulator.fidelity.validate import Comparison, compare
 from simulator.hardware import SystemProfile, load_profile
 
-__all__ = ["Fit", "fit_factors", "write_fitted", "write_profile"]
+__all__ = ["Fit", "fit_factors", "mean_abs_error_pct", "write_fitted", "write_profile"]
 
 _STEPS = (1.6, 1.25, 1.1, 1.04)
 # The factors fitted per kind of chip, with their bounds; η are fractions of a peak.
@@ -101,8 +101,9 @@ def fit_factors(figures: Sequence[Figure], system: SystemProfile, workers: int |
 def write_profile(system: SystemProfile, fit: Fit, out: Path) -> None:
     """A copy of ``system``'s profile with the fitted factors, tagged and sourced as fitted."""
     ids = ", ".join(c.figure.id for c in fit.after)
+    before, after = mean_abs_error_pct(fit.before), mean_abs_error_pct(fit.after)
     note = (f"fitted by tokenfactory calibrate to {len(fit.after)} figures ({ids}); mean "
-            f"|error| {_mean_abs(fit.before):.1f} % before, {_mean_abs(fit.after):.1f} % after")
+            f"|error| {before:.1f} % before, {after:.1f} % after")
     source = (f"tokenfactory calibrate of {system.name} against the figures named in each "
               "fitted note — (no URL)")
     write_fitted(system.path, out, fit.factors, note, source)
@@ -138,5 +139,6 @@ def write_fitted(profile: Path, out: Path, factors: dict[str, float], note: str,
     load_profile(str(out))   # what was written must load
 
 
-def _mean_abs(comparisons: Sequence[Comparison]) -> float:
+def mean_abs_error_pct(comparisons: Sequence[Comparison]) -> float:
+    """Mean |error| in per cent: what a fit reports before and after."""
     return sum(abs(c.error_pct) for c in comparisons) / len(comparisons)

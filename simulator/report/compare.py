@@ -22,6 +22,7 @@ from rich.table import Table
 
 from simulator.errors import ScenarioError
 from simulator.report.progress import progress_bar
+from simulator.report.table import number_cell
 from simulator.workers import in_processes
 
 __all__ = ["add_command", "compare_command", "compare_rows"]
@@ -148,10 +149,6 @@ def compare_command(args: argparse.Namespace, out: Console, err: Console) -> int
     return 0
 
 
-def _cell(value: float | None, fmt: str) -> str:
-    return "—" if value is None else format(value, fmt)
-
-
 def _comparison_table(names: Sequence[str], summaries: Sequence[dict[str, Any]],
                       rows: Sequence[Row]) -> Table:
     table = Table(title=f"Sites compared (ratios to {names[0]}; revenue counts only tokens "
@@ -167,7 +164,7 @@ def _comparison_table(names: Sequence[str], summaries: Sequence[dict[str, Any]],
         # a ratio to nothing, or to a loss, would read as a gain: left out
         ratios = ["—" if v is None or first is None or first <= 0 else f"{v / first:,.2f}×"
                   for v in values[1:]]
-        table.add_row(label, *(_cell(v, fmt) for v in values), *ratios)
+        table.add_row(label, *(number_cell(v, fmt) for v in values), *ratios)
     return table
 
 

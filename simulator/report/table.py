@@ -18,8 +18,9 @@ def _ms(stats: dict[str, Any], key: str) -> str:
     return "—" if value is None else f"{value * 1e3:,.1f}"
 
 
-def _num(value: float | None, fmt: str = ",.1f") -> str:
-    return "—" if value is None else format(value, fmt)
+def number_cell(value: float | None, fmt: str = ",.1f", scale: float = 1.0) -> str:
+    """A table cell: the value scaled and formatted, or a dash where there is none."""
+    return "—" if value is None else format(value * scale, fmt)
 
 
 def summary_tables(summary: dict[str, Any]) -> list[Table]:
@@ -39,14 +40,14 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
     rows = [
         ("requests (completed)", f"{summary['requests']:,} ({summary['requests_completed']:,})"),
         ("simulated time", f"{summary['duration_s']:,.1f} s"),
-        ("output tokens/s", _num(summary["output_tokens_per_s"])),
-        ("tokens/s per user (p50)", _num(speed["p50"])),
-        ("goodput", f"{_num(summary['goodput_rps'], ',.2f')} req/s"),
+        ("output tokens/s", number_cell(summary["output_tokens_per_s"])),
+        ("tokens/s per user (p50)", number_cell(speed["p50"])),
+        ("goodput", f"{number_cell(summary['goodput_rps'], ',.2f')} req/s"),
         ("SLO attainment", f"{summary['slo_attainment']:.1%}"),
         ("mean IT power", f"{summary['power_w_mean'] / 1e3:,.1f} kW"),
-        ("energy per output token", f"{_num(summary['joules_per_token'], ',.3f')} J"),
-        ("tokens per joule", _num(summary["tokens_per_joule"], ",.3f")),
-        ("tokens/s per MW (IT)", _num(summary["tokens_per_s_per_mw"], ",.0f")),
+        ("energy per output token", f"{number_cell(summary['joules_per_token'], ',.3f')} J"),
+        ("tokens per joule", number_cell(summary["tokens_per_joule"], ",.3f")),
+        ("tokens/s per MW (IT)", number_cell(summary["tokens_per_s_per_mw"], ",.0f")),
         ("preemptions", f"{summary['preemptions']:,}"),
     ]
     if summary["overloaded"]:
