@@ -70,6 +70,7 @@ def replica_cost_vector(model: ModelCard, system: SystemProfile, precision: Prec
     p[k.P_ACT_BYTES] = ACTIVATION_BYTES
     p[k.P_LAYER_SYNC_S] = system.layer_sync_latency_s
     p[k.P_STEP_OVERHEAD_S] = system.step_overhead_s
+    p[k.P_OVERLAP] = system.compute_memory_overlap
     p[k.P_IDLE_W] = system.idle_power_w
     p[k.P_MAX_W] = system.max_power_w
     p[k.P_CHIPS] = shards
@@ -138,6 +139,7 @@ def _attention_split(p: np.ndarray, model: ModelCard, precision: Precision,
     p[k.P_AFD_EXCHANGE_LATENCY_S] = split.exchange_latency_us * 1e-6
     p[k.P_AFD_IDLE_W] = gpu.idle_power_w
     p[k.P_AFD_MAX_W] = gpu.max_power_w
+    p[k.P_AFD_OVERLAP] = gpu.compute_memory_overlap
 
 
 def ffn_weight_bytes(model: ModelCard, precision: Precision) -> float:

@@ -34,6 +34,7 @@ _SCHEMA_VERSION = 1
 _POSITIVE = "a number > 0"
 _NON_NEGATIVE = "a number >= 0"
 _FRACTION = "a number in (0, 1]"
+_SHARE = "a number in [0, 1]"
 _COUNT = "a whole number >= 1"
 
 _CHIP_FIGURES = {
@@ -58,6 +59,7 @@ _EFFICIENCY_FIGURES = {
     "network": _FRACTION,
     "step_overhead_s": _NON_NEGATIVE,
     "layer_sync_latency_s": _NON_NEGATIVE,
+    "compute_memory_overlap": _SHARE,
 }
 _TOP_KEYS = (
     "schema_version", "name", "kind", "description", "chips_per_system",
@@ -109,6 +111,7 @@ class SystemProfile:
     network_efficiency: float
     step_overhead_s: float
     layer_sync_latency_s: float
+    compute_memory_overlap: float
     figures: dict[str, Figure]
     sources: dict[str, str]
     path: Path
@@ -301,6 +304,7 @@ class _Reader:
             network_efficiency=eta["network"],
             step_overhead_s=eta["step_overhead_s"],
             layer_sync_latency_s=eta["layer_sync_latency_s"],
+            compute_memory_overlap=eta["compute_memory_overlap"],
             figures=dict(self.figures),
             sources=dict(self.sources),
             path=self.path,
@@ -334,4 +338,6 @@ def _passes(value: float, check: str) -> bool:
         return value >= 0
     if check == _FRACTION:
         return 0 < value <= 1
+    if check == _SHARE:
+        return 0 <= value <= 1
     return value >= 1 and value == int(value)

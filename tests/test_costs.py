@@ -33,6 +33,7 @@ from simulator.kernels import (
     P_IDLE_W,
     P_KV_BYTES_PER_TOKEN,
     P_LAYER_SYNC_S,
+    P_OVERLAP,
     P_LAYERS,
     P_LIN_FLOPS_PER_TOKEN,
     P_MAX_W,
@@ -93,7 +94,7 @@ def gpu_system() -> SimpleNamespace:
         scaleup_bandwidth_bytes_per_s=400e9, scaleup_latency_s=5e-6,
         idle_power_w=150.0, max_power_w=700.0,
         compute_efficiency=0.6, memory_efficiency=0.8, network_efficiency=0.75,
-        step_overhead_s=2e-4, layer_sync_latency_s=0.0,
+        step_overhead_s=2e-4, layer_sync_latency_s=0.0, compute_memory_overlap=1.0,
     )
 
 
@@ -126,7 +127,7 @@ def test_dense_vector(tied):
     assert p[P_ALLREDUCE_BW] == 300e9              # 400e9 per direction × 0.75
     assert p[P_ALLREDUCE_LATENCY_S] == 5e-6
     assert (p[P_LAYERS], p[P_HIDDEN], p[P_ACT_BYTES]) == (10, 1000, 2.0)
-    assert (p[P_LAYER_SYNC_S], p[P_STEP_OVERHEAD_S]) == (0.0, 2e-4)
+    assert (p[P_LAYER_SYNC_S], p[P_STEP_OVERHEAD_S], p[P_OVERLAP]) == (0.0, 2e-4, 1.0)
     assert (p[P_IDLE_W], p[P_MAX_W]) == (150.0, 700.0)
 
 

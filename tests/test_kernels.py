@@ -28,6 +28,7 @@ from simulator.kernels import (
     P_KV_BYTES_PER_TOKEN,
     P_LAYER_SYNC_S,
     P_MAX_W,
+    P_OVERLAP,
     P_MEM_BW,
     P_PEAK_FLOPS,
     P_SHARDS,
@@ -73,7 +74,7 @@ def gpu_dense(tp: int) -> np.ndarray:
         P_ETA_COMPUTE=0.65, P_ETA_MEMORY=0.82, P_TP=tp,
         P_ALLREDUCE_BW=450e9 * 0.75, P_ALLREDUCE_LATENCY_S=8e-6,
         P_LAYERS=80, P_HIDDEN=8192, P_ACT_BYTES=2.0, P_STEP_OVERHEAD_S=300e-6,
-        P_IDLE_W=175.0, P_MAX_W=700.0, P_CHIPS=tp,
+        P_IDLE_W=175.0, P_MAX_W=700.0, P_CHIPS=tp, P_OVERLAP=1.0,
     )
 
 
@@ -88,7 +89,7 @@ def gpu_moe(tp: int) -> np.ndarray:
         P_ETA_COMPUTE=0.65, P_ETA_MEMORY=0.82, P_TP=tp,
         P_ALLREDUCE_BW=450e9 * 0.75, P_ALLREDUCE_LATENCY_S=8e-6,
         P_LAYERS=61, P_HIDDEN=7168, P_ACT_BYTES=2.0, P_STEP_OVERHEAD_S=300e-6,
-        P_IDLE_W=175.0, P_MAX_W=700.0, P_CHIPS=tp,
+        P_IDLE_W=175.0, P_MAX_W=700.0, P_CHIPS=tp, P_OVERLAP=1.0,
     )
 
 
@@ -125,8 +126,14 @@ def lpu_split() -> np.ndarray:
                     P_AFD_ATTN_FLOPS_PER_TOKEN=2 * 80 * 150_994_944.0,
                     P_AFD_ATTN_WEIGHT_BYTES=80 * 150_994_944.0,
                     P_AFD_EXCHANGE_BW=150e9, P_AFD_EXCHANGE_LATENCY_S=5e-6,
-                    P_AFD_IDLE_W=450.0, P_AFD_MAX_W=1800.0)
+                    P_AFD_IDLE_W=450.0, P_AFD_MAX_W=1800.0, P_AFD_OVERLAP=0.5)
     return p + extra
+
+
+def with_overlap(p: np.ndarray, overlap: float) -> np.ndarray:
+    q = p.copy()
+    q[P_OVERLAP] = overlap
+    return q
 
 
 VECTORS = {
@@ -138,6 +145,8 @@ VECTORS = {
     "moe-ep64": gpu_moe_ep(64, 1.0),
     "moe-ep144-imbalanced": gpu_moe_ep(144, 1.3),
     "lpu-split": lpu_split(),
+    "dense-tp1-serial": with_overlap(gpu_dense(1), 0.0),
+    "moe-ep64-part-overlap": with_overlap(gpu_moe_ep(64, 1.0), 0.4),
 }
 
 
@@ -211,6 +220,27 @@ def test_long_prefill_is_compute_bound():
     lin_only[P_TP] = 1.0
     time_s, _ = step_cost(lin_only, 1.0, 8192.0, 33_558_528.0, 0.0)
     assert time_s == pytest.approx(1.1215040e15 / 1.029028e16, rel=1e-7)
+
+
+def test_serial_roofline_adds_the_shorter_stream():
+    # H100 × 1, batch 256 decode at 1000 cached tokens each:
+    # lin  FLOPs 256 × (136,902,082,560 + 2,101,346,304) = 3.558488e13 / 1.286285e15
+    #      = 2.766522e-2 s; weights 69,501,714,432 B / 2.747e12 = 2.530096e-2 s
+    # attn pairs 256 × 1001 = 256,256 × 2,621,440 = 6.717621e11 FLOPs / 1.286285e15
+    #      = 5.22246e-4 s
+    #      KV (256,000 + 256) × 163,840 B / 2.747e12 = 1.528359e-2 s
+    # ideal: 2.766522e-2 + 1.528359e-2 + 3e-4 = 4.324881e-2 s
+    # serial: + 2.530096e-2 + 5.22246e-4 = 6.907201e-2 s; half overlap: 5.616041e-2 s
+    args = (256.0, 256.0, 256.0 * 1001.0, 256_000.0)
+    ideal_s, _ = step_cost(gpu_dense(1), *args)
+    serial_s, serial_j = step_cost(with_overlap(gpu_dense(1), 0.0), *args)
+    half_s, _ = step_cost(with_overlap(gpu_dense(1), 0.5), *args)
+    assert ideal_s == pytest.approx(4.324881e-2, rel=1e-5)
+    assert serial_s == pytest.approx(6.907201e-2, rel=1e-5)
+    assert half_s == pytest.approx(5.616041e-2, rel=1e-5)
+    # the chip draws its maximum for the whole exposed time: 175 × 6.9072e-2 + 525 ×
+    # (6.907201e-2 − 3e-4) = 12.0876 + 36.1053 = 48.1929 J
+    assert serial_j == pytest.approx(48.1929, rel=1e-4)
 
 
 def test_lpu_step_pays_layer_sync():

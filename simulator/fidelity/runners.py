@@ -29,6 +29,7 @@ FACTOR_FIELDS = {
     "network": "network_efficiency",
     "step_overhead_s": "step_overhead_s",
     "layer_sync_latency_s": "layer_sync_latency_s",
+    "compute_memory_overlap": "compute_memory_overlap",
 }
 _AT_ONCE_PER_S = 1e9          # an arrival rate that puts every request in the queue at t = 0
 _PROBE_REQUESTS = 6000        # enough for a steady flat-out rate; the full count is for latency

@@ -22,6 +22,14 @@ def _pairs(new: int, cached: int) -> int:
     return int(np.sum(cached + np.arange(1, new + 1, dtype=np.int64)))
 
 
+def _roofline(compute_s: float, memory_s: float, overlap: float) -> float:
+    """Written as the two phases it stands for: the longer stream runs in full, and the
+    part of the shorter one not hidden under it runs after."""
+    longer, shorter = (compute_s, memory_s) if compute_s >= memory_s else (memory_s, compute_s)
+    exposed = shorter - overlap * shorter
+    return longer + exposed
+
+
 def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarray,
                   sampling: np.ndarray | None = None) -> tuple[float, float]:
     """One step from per-request arrays; ``sampling`` marks requests that emit a token
@@ -63,15 +71,17 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
         read -= p[k.P_AFD_ATTN_WEIGHT_BYTES]
         per_gpu_flops = p[k.P_AFD_PEAK_FLOPS] * p[k.P_AFD_ETA_COMPUTE]
         per_gpu_bytes = p[k.P_AFD_MEM_BW] * p[k.P_AFD_ETA_MEMORY]
-        side_s = max((proj + attn_flops) / gpus / per_gpu_flops,
-                     (p[k.P_AFD_ATTN_WEIGHT_BYTES] + kv_bytes / gpus) / per_gpu_bytes)
+        side_s = _roofline((proj + attn_flops) / gpus / per_gpu_flops,
+                           (p[k.P_AFD_ATTN_WEIGHT_BYTES] + kv_bytes / gpus) / per_gpu_bytes,
+                           p[k.P_AFD_OVERLAP])
         attention_s = 0.0
         for _layer in range(int(p[k.P_LAYERS])):   # there and back, every layer
             comm_s += 2 * (p[k.P_AFD_EXCHANGE_LATENCY_S]
                            + tokens * p[k.P_HIDDEN] * p[k.P_ACT_BYTES] / p[k.P_AFD_EXCHANGE_BW])
     else:
-        attention_s = max(attn_flops / compute_rate, kv_bytes / memory_rate)
-    linear_s = max(flops / compute_rate, read / memory_rate)
+        attention_s = _roofline(attn_flops / compute_rate, kv_bytes / memory_rate,
+                                p[k.P_OVERLAP])
+    linear_s = _roofline(flops / compute_rate, read / memory_rate, p[k.P_OVERLAP])
 
     # tensor parallelism: a ring all-reduce after attention and after the MLP of each layer
     tp = p[k.P_TP]

@@ -13,13 +13,20 @@ The cost vector ``p`` is a float64 array whose slots are named by the ``P_*`` co
 
 Per step, with ``S`` chips sharing the work at peak × efficiency::
 
-    t_lin  = max(FLOPs of linear layers and lm_head, weight bytes read) / (S · rate)
-    t_attn = max(pairs · FLOPs per pair, (cached + new tokens) · KV bytes per token) / (S · rate)
+    t_lin  = roofline(FLOPs of linear layers and lm_head, weight bytes read)
+    t_attn = roofline(pairs · FLOPs per pair, (cached + new tokens) · KV bytes per token)
     t_comm = two ring all-reduces of the new tokens' activations per layer (TP > 1)
            + two all-to-alls per MoE layer (expert parallelism, EP > 1)
            + a hop per extra system a replica spans (pipeline stages)
     t_sync = layers · per-layer chip-to-chip sync (LPU pipelines)
     time   = t_lin + t_attn + t_comm + t_sync + fixed step overhead
+
+where ``roofline(c, m) = max(c, m) + (1 − overlap) · min(c, m)`` for the compute time ``c``
+and memory time ``m`` at ``S`` chips' peak × efficiency. ``overlap = 1`` is the ideal
+roofline, each stream hidden under the other. A GPU step is dozens of kernels per layer
+(GEMMs, norms, activations, quantisation, attention) run one after the other, so near the
+ridge point, where neither stream dominates, much of the shorter one shows; that is what
+makes a 40 ms TPOT limit cost throughput that a 200 ms limit does not.
 
 With the attention–FFN split, attention (its projections, the pairs and the KV cache) runs
 on separate GPUs (``t_side`` instead of ``t_attn``) and every layer sends the activations
@@ -86,7 +93,9 @@ P_AFD_EXCHANGE_BW = 47            # bytes/s between the attention GPUs and the F
 P_AFD_EXCHANGE_LATENCY_S = 48
 P_AFD_IDLE_W = 49
 P_AFD_MAX_W = 50
-N_PARAMS = 51
+P_OVERLAP = 51               # share of the shorter of math and memory traffic hidden under the longer
+P_AFD_OVERLAP = 52           # the same, on the attention GPUs
+N_PARAMS = 53
 
 # Slots of the running sums a replica keeps, which a decode stretch advances in place.
 ACC_NOW_S = 0         # absolute simulated time at the end of the last step
@@ -106,6 +115,13 @@ def moe_touched_experts(experts: float, top_k: float, tokens: float) -> float:
     if experts <= 0.0 or tokens <= 0.0:
         return 0.0
     return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
+
+
+@njit(cache=True)
+def roofline_s(compute_s: float, memory_s: float, overlap: float) -> float:
+    """Time of work needing ``compute_s`` of math and ``memory_s`` of memory traffic, of
+    which ``overlap`` of the shorter runs under the longer (1: the ideal roofline)."""
+    return max(compute_s, memory_s) + (1.0 - overlap) * min(compute_s, memory_s)
 
 
 @njit(cache=True)
@@ -164,17 +180,18 @@ def step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: float
         lin_flops -= proj_flops
         weight_bytes -= p[P_AFD_ATTN_WEIGHT_BYTES]
         # data-parallel attention: every GPU reads all attention weights and its own KV
-        t_side = max((proj_flops + attn_flops)
-                     / (afd_chips * p[P_AFD_PEAK_FLOPS] * p[P_AFD_ETA_COMPUTE]),
-                     (afd_chips * p[P_AFD_ATTN_WEIGHT_BYTES] + kv_bytes)
-                     / (afd_chips * p[P_AFD_MEM_BW] * p[P_AFD_ETA_MEMORY]))
+        t_side = roofline_s((proj_flops + attn_flops)
+                            / (afd_chips * p[P_AFD_PEAK_FLOPS] * p[P_AFD_ETA_COMPUTE]),
+                            (afd_chips * p[P_AFD_ATTN_WEIGHT_BYTES] + kv_bytes)
+                            / (afd_chips * p[P_AFD_MEM_BW] * p[P_AFD_ETA_MEMORY]),
+                            p[P_AFD_OVERLAP])
         t_attn = 0.0
         hop_bytes = new_tokens * p[P_HIDDEN] * p[P_ACT_BYTES]
         t_comm = 2.0 * p[P_LAYERS] * (hop_bytes / p[P_AFD_EXCHANGE_BW]
                                       + p[P_AFD_EXCHANGE_LATENCY_S])
     else:
-        t_attn = max(attn_flops / flops_per_s, kv_bytes / bytes_per_s)
-    t_lin = max(lin_flops / flops_per_s, weight_bytes / bytes_per_s)
+        t_attn = roofline_s(attn_flops / flops_per_s, kv_bytes / bytes_per_s, p[P_OVERLAP])
+    t_lin = roofline_s(lin_flops / flops_per_s, weight_bytes / bytes_per_s, p[P_OVERLAP])
 
     tp = p[P_TP]
     if tp > 1.0:
