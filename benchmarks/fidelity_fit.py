@@ -4,18 +4,17 @@
     python benchmarks/fidelity_fit.py --family hopper --dry-run
 
 Each family is fitted to its figures of dense models in benchmarks/fidelity/ (MoE figures
-would fit the expert-parallel model's assumptions, not the chip), in three stages, each
-fitting only what its figures can see:
+would fit the expert-parallel model's assumptions, not the chip). A GPU family's η_compute
+and η_memory are fitted to its offline, server and interactive throughput figures at once:
+with part of the memory traffic exposed (``compute_memory_overlap`` < 1), large-batch
+offline throughput pins the compute rate and the latency-bound runs, whose limits keep
+steps near the ridge point, pin the memory rate. An LPU family fits η and its per-layer
+synchronisation to single-user speeds and offline throughput. The energy figures and the
+MoE figures are a check the fit never sees.
 
-1. η_compute and η_memory on offline and single-user figures (throughput physics, no
-   latency search);
-2. a GPU's per-step overhead on the server and interactive figures, whose latency limits
-   keep batches small enough for a fixed cost per step to show;
-3. η again on the offline figures, with that overhead in place.
-
-The MoE figures are then a check the fit never saw. The fitted values replace the family's
-efficiency figures in hardware_profiles/, tagged `fitted` with the figures and the error
-before and after in their notes. Reruns start from the current values.
+The fitted values replace the family's efficiency figures in hardware_profiles/, tagged
+`fitted` with the figures and the error before and after in their notes. Reruns start
+from the current values.
 """
 
 from __future__ import annotations
@@ -73,15 +72,14 @@ def main() -> int:
     figures = load_figures(fidelity_figures_dir())
     for family in args.family or sorted(FAMILIES):
         systems = FAMILIES[family]
-        dense = [f for f in figures if f.system in systems and load_model(f.model).moe is None]
+        dense = [f for f in figures if f.system in systems and load_model(f.model).moe is None
+                 and f.metric != "joules_per_token"]
         throughput = [f for f in dense if f.benchmark in _THROUGHPUT]
         latency_bound = [f for f in dense if f.benchmark in _LATENCY_BOUND]
         print(f"{family}:", flush=True)
         efficiency = ("compute", "memory")
         if load_profile(systems[0]).kind == "gpu":
-            stages = [("efficiency", throughput, efficiency),
-                      ("step overhead", latency_bound, ("step_overhead_s",)),
-                      ("efficiency again", throughput, efficiency)]
+            stages = [("efficiency", throughput + latency_bound, efficiency)]
         else:   # an LPU's fixed costs are per layer, seen by single-user speed
             stages = [("efficiency", throughput, (*efficiency, "layer_sync_latency_s"))]
         for name, mine, factors in stages:

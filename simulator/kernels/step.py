@@ -93,7 +93,7 @@ P_AFD_EXCHANGE_BW = 47            # bytes/s between the attention GPUs and the F
 P_AFD_EXCHANGE_LATENCY_S = 48
 P_AFD_IDLE_W = 49
 P_AFD_MAX_W = 50
-P_OVERLAP = 51               # share of the shorter of math and memory traffic hidden under the longer
+P_OVERLAP = 51               # share of the shorter of math and memory time hidden under the other
 P_AFD_OVERLAP = 52           # the same, on the attention GPUs
 N_PARAMS = 53
 
