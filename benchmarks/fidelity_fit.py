@@ -4,11 +4,11 @@
     python benchmarks/fidelity_fit.py --family hopper --dry-run
 
 Each family is fitted to its figures of dense models in benchmarks/fidelity/ (MoE figures
-would fit the expert-parallel model's assumptions, not the chip). A GPU family's η_compute
-and η_memory are fitted to its offline, server and interactive throughput figures at once:
-with part of the memory traffic exposed (``compute_memory_overlap`` < 1), large-batch
-offline throughput pins the compute rate and the latency-bound runs, whose limits keep
-steps near the ridge point, pin the memory rate. An LPU family fits η and its per-layer
+would fit the expert-parallel model's assumptions, not the chip). A GPU family's η_compute,
+η_memory and compute–memory overlap are fitted to its offline, server and interactive
+throughput figures at once: large-batch offline throughput pins the compute rate, and the
+latency-bound runs, whose limits keep steps near the ridge point, pin how much of the
+memory traffic shows beside the math. An LPU family fits η and its per-layer
 synchronisation to single-user speeds and offline throughput. The energy figures and the
 MoE figures are a check the fit never sees.
 
@@ -79,7 +79,8 @@ def main() -> int:
         print(f"{family}:", flush=True)
         efficiency = ("compute", "memory")
         if load_profile(systems[0]).kind == "gpu":
-            stages = [("efficiency", throughput + latency_bound, efficiency)]
+            stages = [("efficiency", throughput + latency_bound,
+                       (*efficiency, "compute_memory_overlap"))]
         else:   # an LPU's fixed costs are per layer, seen by single-user speed
             stages = [("efficiency", throughput, (*efficiency, "layer_sync_latency_s"))]
         for name, mine, factors in stages:

@@ -105,6 +105,21 @@ def test_calibrate_recovers_factors_that_made_the_figures(tmp_path):
     assert fit.factors["memory"] == pytest.approx(0.55, rel=0.1)
 
 
+def test_only_latency_bound_figures_fit_the_small_step_factors(tmp_path):
+    """Large-batch throughput barely sees a step's fixed cost or how much memory time
+    hides under the math, so those are fitted only when a server run is among the figures."""
+    offline = [load_figure(write(tmp_path / "a", figure()))]
+    server = [*offline, load_figure(write(tmp_path / "b", figure(
+        id="h100-server", benchmark="server", requests=200,
+        limits={"ttft_p99_s": 0.5, "tpot_p99_s": 0.02})))]
+    h100 = load_profile("h100-sxm")
+    assert set(fit_factors(offline, h100, workers=1, max_trials=0).factors) == {
+        "compute", "memory"}
+    fitted = fit_factors(server, h100, workers=1, max_trials=0).factors
+    assert set(fitted) == {"compute", "memory", "step_overhead_s", "compute_memory_overlap"}
+    assert fitted["compute_memory_overlap"] == h100.compute_memory_overlap
+
+
 def tokenfactory(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "simulator", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=600)

@@ -1,7 +1,8 @@
 """Fit a system's efficiency factors to measurements and write them into a new profile.
 
-The factors are few and physical (η_compute and η_memory, and for LPUs the per-layer
-synchronisation), one set per chip family, fitted to all of that family's
+The factors are few and physical (η_compute and η_memory; for GPUs the per-step overhead
+and the compute–memory overlap when latency-bound figures can see them; for LPUs the
+per-layer synchronisation), one set per chip family, fitted to all of that family's
 figures at once: tuning a figure at a time would reproduce the page and nothing else. The
 search is a coordinate descent on the logarithm of each factor with shrinking steps; each
 trial runs every figure, so it needs no gradient and costs a few dozen simulations.
@@ -26,16 +27,20 @@ __all__ = ["Fit", "fit_factors", "mean_abs_error_pct", "write_fitted", "write_pr
 _STEPS = (1.6, 1.25, 1.1, 1.04)
 # The factors fitted per kind of chip, with their bounds; η are fractions of a peak.
 _FACTORS = {
-    "gpu": {"compute": (0.05, 0.95), "memory": (0.05, 0.95), "step_overhead_s": (1e-5, 0.05)},
+    "gpu": {"compute": (0.05, 0.95), "memory": (0.05, 0.95), "step_overhead_s": (1e-5, 0.05),
+            "compute_memory_overlap": (0.05, 1.0)},
     "lpu": {"compute": (0.05, 0.95), "memory": (0.05, 0.95),
             "layer_sync_latency_s": (1e-8, 1e-3)},
 }
-# Benchmarks whose figures see the fixed cost of a step: those judged by latency limits,
-# where batches stay small. Throughput at large batch barely sees it, so a fit to such
-# figures alone would let it drift to a bound; it then stays the profile's estimate.
-_SEES_STEP_OVERHEAD = ("server", "interactive", "single_user")
+# Benchmarks whose figures see small and mid-sized steps: those judged by latency limits,
+# where batches stay small. Throughput at large batch barely sees a step's fixed cost or
+# how much of its memory traffic hides under the math, so a fit to such figures alone
+# would let those drift to a bound; they then stay the profile's estimates.
+_SEES_SMALL_STEPS = ("server", "interactive", "single_user")
+_SMALL_STEP_FACTORS = ("step_overhead_s", "compute_memory_overlap")
 _FIELDS = {"compute": "compute_efficiency", "memory": "memory_efficiency",
-           "step_overhead_s": "step_overhead_s", "layer_sync_latency_s": "layer_sync_latency_s"}
+           "step_overhead_s": "step_overhead_s", "layer_sync_latency_s": "layer_sync_latency_s",
+           "compute_memory_overlap": "compute_memory_overlap"}
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,9 @@ def fit_factors(figures: Sequence[Figure], system: SystemProfile, workers: int |
     bounds = dict(_FACTORS[system.kind])
     if names is not None:
         bounds = {k: v for k, v in bounds.items() if k in names}
-    elif not any(f.benchmark in _SEES_STEP_OVERHEAD for f in figures):
-        bounds.pop("step_overhead_s", None)
+    elif not any(f.benchmark in _SEES_SMALL_STEPS for f in figures):
+        for name in _SMALL_STEP_FACTORS:
+            bounds.pop(name, None)
     factors = {k: float(getattr(system, _FIELDS[k])) for k in bounds}
     before = compare(figures, factors, workers)
     best, best_loss = before, Fit.loss(before)
