@@ -216,6 +216,21 @@ def _without_kv_occupancy(summary: dict[str, Any]) -> tuple[str, list[float]]:
     return json.dumps(rest, sort_keys=True, default=str), occupancy
 
 
+PYTHON_POLICY = {"continuous": "test_engine:PythonContinuous",
+                 "chunked_prefill": "test_engine:PythonChunkedPrefill"}
+
+
+def _assert_same_run(one: Any, other: Any) -> None:
+    """Every per-request record equal, the summary equal but for rounding in the KV
+    occupancy means (summed per stretch or per step)."""
+    for name in one.requests:
+        np.testing.assert_array_equal(one.requests[name], other.requests[name])
+    ours, ours_kv = _without_kv_occupancy(dict(one.summary, scenario=None))
+    theirs, theirs_kv = _without_kv_occupancy(dict(other.summary, scenario=None))
+    assert ours == theirs
+    np.testing.assert_allclose(ours_kv, theirs_kv, rtol=1e-9)
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=FIXTURE_OK)
 @given(params=scenarios)
 def test_skip_ahead_changes_speed_not_results(make_scenario, params):
@@ -224,13 +239,8 @@ def test_skip_ahead_changes_speed_not_results(make_scenario, params):
     scenario = make_scenario(data)
     fast = simulate(scenario, skip_ahead=True)
     slow = simulate(scenario, skip_ahead=False)
-    fast_rest, fast_kv = _without_kv_occupancy(fast.summary)
-    slow_rest, slow_kv = _without_kv_occupancy(slow.summary)
-    assert fast_rest == slow_rest
     # Block-seconds are summed per stretch rather than per step: equal up to rounding.
-    np.testing.assert_allclose(fast_kv, slow_kv, rtol=1e-9)
-    for name in fast.requests:
-        np.testing.assert_array_equal(fast.requests[name], slow.requests[name])
+    _assert_same_run(fast, slow)
 
 
 def test_same_seed_same_result_and_another_seed_differs(make_scenario):
@@ -279,6 +289,8 @@ class PythonChunkedPrefill(ChunkedPrefill):
     """As above, for chunked prefill."""
 
 
+
+
 @settings(max_examples=10, deadline=None, suppress_health_check=FIXTURE_OK)
 @given(params=scenarios)
 def test_compiled_decode_replica_matches_the_python_replica(make_scenario, params):
@@ -291,12 +303,7 @@ def test_compiled_decode_replica_matches_the_python_replica(make_scenario, param
     data["pools"][1]["scheduler"]["policy"] = "test_engine:PythonContinuous"
     python = simulate(make_scenario(data))
     assert compiled.summary["preemptions"] == python.summary["preemptions"] == 0
-    for name in compiled.requests:
-        np.testing.assert_array_equal(compiled.requests[name], python.requests[name])
-    ours, ours_kv = _without_kv_occupancy(dict(compiled.summary, scenario=None))
-    theirs, theirs_kv = _without_kv_occupancy(dict(python.summary, scenario=None))
-    assert ours == theirs
-    np.testing.assert_allclose(ours_kv, theirs_kv, rtol=1e-9)
+    _assert_same_run(compiled, python)
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=FIXTURE_OK)
@@ -307,16 +314,9 @@ def test_compiled_prefill_replica_matches_the_python_replica(make_scenario, para
     prefill = data["pools"][0]["scheduler"]
     prefill.update(policy=params["policy"], max_batch=params["max_batch"])
     compiled = simulate(make_scenario(data))
-    python_policy = {"continuous": "test_engine:PythonContinuous",
-                     "chunked_prefill": "test_engine:PythonChunkedPrefill"}
-    prefill["policy"] = python_policy[params["policy"]]
+    prefill["policy"] = PYTHON_POLICY[params["policy"]]
     python = simulate(make_scenario(data))
-    for name in compiled.requests:
-        np.testing.assert_array_equal(compiled.requests[name], python.requests[name])
-    ours, ours_kv = _without_kv_occupancy(dict(compiled.summary, scenario=None))
-    theirs, theirs_kv = _without_kv_occupancy(dict(python.summary, scenario=None))
-    assert ours == theirs
-    np.testing.assert_allclose(ours_kv, theirs_kv, rtol=1e-9)
+    _assert_same_run(compiled, python)
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=FIXTURE_OK)
@@ -333,16 +333,9 @@ def test_compiled_prefill_replica_matches_the_python_replica_with_kv_tiers(
         {"name": "host_dram", "bandwidth_gbps": 400, "latency_us": 5, "hit_rate": hit_rate},
         {"name": "kv_store", "bandwidth_gbps": 100, "latency_us": 50, "hit_rate": 0.3}]
     compiled = simulate(make_scenario(data))
-    python_policy = {"continuous": "test_engine:PythonContinuous",
-                     "chunked_prefill": "test_engine:PythonChunkedPrefill"}
-    entry["scheduler"]["policy"] = python_policy[params["policy"]]
+    entry["scheduler"]["policy"] = PYTHON_POLICY[params["policy"]]
     python = simulate(make_scenario(data))
-    for name in compiled.requests:
-        np.testing.assert_array_equal(compiled.requests[name], python.requests[name])
-    ours, ours_kv = _without_kv_occupancy(dict(compiled.summary, scenario=None))
-    theirs, theirs_kv = _without_kv_occupancy(dict(python.summary, scenario=None))
-    assert ours == theirs
-    np.testing.assert_allclose(ours_kv, theirs_kv, rtol=1e-9)
+    _assert_same_run(compiled, python)
 
 
 class LongPromptsLast:
