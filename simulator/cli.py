@@ -11,7 +11,7 @@ import json
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +22,7 @@ from rich.table import Table
 from simulator import __version__
 from simulator.errors import ScenarioError
 from simulator.report.compare import add_command as add_compare_command
-from simulator.report.compare import compare_command
-from simulator.report.fidelity import add_commands, calibrate_command, validate_command
+from simulator.report.fidelity import add_commands
 from simulator.report.progress import progress_bar
 from simulator.report.table import number_cell as num
 
@@ -49,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="random seed (overrides the scenario's)")
     run.add_argument("--out", type=Path, help="write summary.json and requests.csv here")
     run.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    run.set_defaults(handler=_run)
     sweep = sub.add_parser(
         "sweep", help="simulate every variant of the scenario's sweep: block; resumes where "
                       "it stopped; marks the Pareto frontier")
@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
                        "(default: out/<scenario name>-sweep)")
     sweep.add_argument("--json", action="store_true",
                        help="print the scenario, variants and frontier as one JSON object")
+    sweep.set_defaults(handler=_sweep)
     curve = sub.add_parser(
         "frontier", help="tokens/s per MW against tokens/s per user of one setup, one key "
                          "varied; writes frontier.csv and frontier.png; resumes")
@@ -71,9 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_many_run_options(curve, "the scenario", "--vary wins", "point")
     curve.add_argument("--out", type=Path, help="folder of frontier.csv, frontier.png and "
                        "results.jsonl (default: out/<scenario name>-frontier)")
+    curve.set_defaults(handler=_frontier)
     profiles = sub.add_parser("profiles", help="list hardware profiles and model cards; with "
                               "a profile name, every figure of it with its source and tag")
     profiles.add_argument("name", nargs="?", help="a profile name or path")
+    profiles.set_defaults(handler=_profiles)
     add_commands(sub)
     add_compare_command(sub)
     return parser
@@ -245,7 +248,7 @@ def _frontier_table(scenario: str, key: str, points: Sequence[FrontierPoint]) ->
     return table
 
 
-def _profiles(args: argparse.Namespace, out: Console) -> int:
+def _profiles(args: argparse.Namespace, out: Console, err: Console) -> int:
     from simulator.hardware import load_profile
     from simulator.models import load_model
     from simulator.report.table import profiles_tables, provenance_tables
@@ -270,19 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Console(width=160)   # files and pipes: wide enough for every table
     err = Console(stderr=True)
     try:
-        if args.command == "run":
-            return _run(args, out, err)
-        if args.command == "sweep":
-            return _sweep(args, out, err)
-        if args.command == "frontier":
-            return _frontier(args, out, err)
-        if args.command == "validate":
-            return validate_command(args, out, err)
-        if args.command == "calibrate":
-            return calibrate_command(args, out, err)
-        if args.command == "compare":
-            return compare_command(args, out, err)
-        return _profiles(args, out)
+        handler: Callable[[argparse.Namespace, Console, Console], int] = args.handler
+        return handler(args, out, err)
     except ScenarioError as exc:
         sys.stderr.write(f"error: {exc}\n")   # one unwrapped paragraph, easy to grep
         return 2

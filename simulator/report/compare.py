@@ -44,6 +44,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("--out", type=Path, help="write each scenario's summary.json under "
                          "this folder as it finishes")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
+    compare.set_defaults(handler=compare_command)
 
 
 def _site(key: str) -> Callable[[dict[str, Any]], float | None]:

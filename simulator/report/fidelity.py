@@ -35,12 +35,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                           "shipped published figures)")
     validate.add_argument("--workers", type=int, help="worker processes (default: one per CPU)")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
+    validate.set_defaults(handler=validate_command)
     calibrate = sub.add_parser("calibrate", help="fit one system's efficiency factors to "
                                "measurements and write a new profile")
     calibrate.add_argument("--figures", type=Path, required=True, help="folder of figure files")
     calibrate.add_argument("--system", required=True, help="profile name or path to fit")
     calibrate.add_argument("--out", type=Path, required=True, help="profile YAML to write")
     calibrate.add_argument("--workers", type=int, help="worker processes (default: one per CPU)")
+    calibrate.set_defaults(handler=calibrate_command)
 
 
 def _table(title: str, comparisons: Sequence[Comparison]) -> Table:
