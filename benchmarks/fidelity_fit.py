@@ -41,21 +41,21 @@ _SOURCE = ("Fitted by benchmarks/fidelity_fit.py to the published figures of "
            "benchmarks/fidelity/ named in each fitted note — (no URL)")
 
 
-def _stage(name: str, figures: list[Figure], reference: SystemProfile, systems: tuple[str, ...],
-           factors: tuple[str, ...], workers: int | None) -> tuple[dict[str, float], str] | None:
-    """One stage of the fit: its factors and the note that records them, or None when it
-    has too few figures or barely helps (by under one point of mean |error|)."""
+def _fit(figures: list[Figure], reference: SystemProfile, systems: tuple[str, ...],
+         factors: tuple[str, ...], workers: int | None) -> tuple[dict[str, float], str] | None:
+    """A family's fitted factors and the note that records them, or None when it has too
+    few figures or the fit barely helps (by under one point of mean |error|)."""
     if len(figures) <= len(factors):
         # no more figures than factors would fit the figures, not the chip
-        print(f"  {name}: {len(figures)} figures, too few to fit {factors}; left as they are")
+        print(f"  {len(figures)} figures, too few to fit {factors}; left as they are")
         return None
     fit = fit_factors(figures, reference, workers=workers, family=systems[1:], names=factors)
     before, after = mean_abs_error_pct(fit.before), mean_abs_error_pct(fit.after)
     values = {k: float(f"{v:.4g}") for k, v in fit.factors.items()}
-    print(f"  {name}: {len(figures)} figures, mean |error| {before:.1f} % -> {after:.1f} %; "
+    print(f"  {len(figures)} figures, mean |error| {before:.1f} % -> {after:.1f} %; "
           f"{values}", flush=True)
     if before - after < 1.0:
-        print(f"  {name}: the fit barely helps; left as they are")
+        print("  the fit barely helps; left as they are")
         return None
     ids = ", ".join(f.id for f in figures)
     note = (f"fitted for the family ({', '.join(systems)}) to {len(figures)} figures ({ids}); "
@@ -77,19 +77,19 @@ def main() -> int:
         throughput = [f for f in dense if f.benchmark in _THROUGHPUT]
         latency_bound = [f for f in dense if f.benchmark in _LATENCY_BOUND]
         print(f"{family}:", flush=True)
-        efficiency = ("compute", "memory")
-        if load_profile(systems[0]).kind == "gpu":
-            stages = [("efficiency", throughput + latency_bound,
-                       (*efficiency, "compute_memory_overlap"))]
+        reference = load_profile(systems[0])
+        if reference.kind == "gpu":
+            mine = throughput + latency_bound
+            factors = ("compute", "memory", "compute_memory_overlap")
         else:   # an LPU's fixed costs are per layer, seen by single-user speed
-            stages = [("efficiency", throughput, (*efficiency, "layer_sync_latency_s"))]
-        for name, mine, factors in stages:
-            fitted = _stage(name, mine, load_profile(systems[0]), systems, factors, args.workers)
-            if fitted is None or args.dry_run:
-                continue
-            for system in systems:
-                path = data_root() / "hardware_profiles" / f"{system}.yaml"
-                write_fitted(path, path, *fitted, _SOURCE)
+            mine = throughput
+            factors = ("compute", "memory", "layer_sync_latency_s")
+        fitted = _fit(mine, reference, systems, factors, args.workers)
+        if fitted is None or args.dry_run:
+            continue
+        for system in systems:
+            path = data_root() / "hardware_profiles" / f"{system}.yaml"
+            write_fitted(path, path, *fitted, _SOURCE)
     return 0
 
 
