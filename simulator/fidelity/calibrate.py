@@ -19,6 +19,7 @@ from pathlib import Path
 
 from simulator.errors import ScenarioError
 from simulator.fidelity.figures import Figure
+from simulator.fidelity.runners import FACTOR_FIELDS
 from simulator.fidelity.validate import Comparison, compare
 from simulator.hardware import SystemProfile, load_profile
 
@@ -38,9 +39,6 @@ _FACTORS = {
 # would let those drift to a bound; they then stay the profile's estimates.
 _SEES_SMALL_STEPS = ("server", "interactive", "single_user")
 _SMALL_STEP_FACTORS = ("step_overhead_s", "compute_memory_overlap")
-_FIELDS = {"compute": "compute_efficiency", "memory": "memory_efficiency",
-           "step_overhead_s": "step_overhead_s", "layer_sync_latency_s": "layer_sync_latency_s",
-           "compute_memory_overlap": "compute_memory_overlap"}
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,7 @@ def fit_factors(figures: Sequence[Figure], system: SystemProfile, workers: int |
     elif not any(f.benchmark in _SEES_SMALL_STEPS for f in figures):
         for name in _SMALL_STEP_FACTORS:
             bounds.pop(name, None)
-    factors = {k: float(getattr(system, _FIELDS[k])) for k in bounds}
+    factors = {k: float(getattr(system, FACTOR_FIELDS[k])) for k in bounds}
     before = compare(figures, factors, workers)
     best, best_loss = before, Fit.loss(before)
     trials = 0
