@@ -10,7 +10,13 @@ import math
 
 import numpy as np
 
-from simulator.config.scenario import AttentionSplitSpec, PoolSpec, Precision, SpeculativeSpec
+from simulator.config.scenario import (
+    DTYPE_BYTES,
+    AttentionSplitSpec,
+    PoolSpec,
+    Precision,
+    SpeculativeSpec,
+)
 from simulator.errors import ScenarioError
 from simulator.hardware import SystemProfile
 from simulator.kernels import step as k
@@ -18,6 +24,7 @@ from simulator.models import ModelCard
 
 __all__ = [
     "afd_kv_capacity_tokens",
+    "attention_flops_per_s",
     "decode_step_s",
     "ffn_chips_for",
     "ffn_weight_bytes",
@@ -59,6 +66,7 @@ def replica_cost_vector(model: ModelCard, system: SystemProfile, precision: Prec
     p[k.P_KV_BYTES_PER_TOKEN] = model.kv_bytes_per_token(precision.kv_bytes_per_value)
     p[k.P_SHARDS] = shards
     p[k.P_PEAK_FLOPS] = system.flops_for(precision.weights)
+    p[k.P_ATTN_PEAK_FLOPS] = attention_flops_per_s(system, precision)
     p[k.P_MEM_BW] = system.memory_bandwidth_bytes_per_s
     p[k.P_ETA_COMPUTE] = system.compute_efficiency
     p[k.P_ETA_MEMORY] = system.memory_efficiency
@@ -75,6 +83,24 @@ def replica_cost_vector(model: ModelCard, system: SystemProfile, precision: Prec
     p[k.P_MAX_W] = system.max_power_w
     p[k.P_CHIPS] = shards
     return p
+
+
+def attention_flops_per_s(system: SystemProfile, precision: Precision) -> float:
+    """Dense peak of the attention math (scores and weighted values over the KV cache).
+
+    It multiplies activations by cached keys and values, so it runs at the wider of the
+    weights' and the cache's formats, and never below 8 bits: serving kernels dequantise a
+    4-bit or 3-bit cache, and FP4 models run attention in FP8 or BF16 (TensorRT-LLM's
+    DeepSeek-R1 recipes on B200: FP4 experts, FP8 attention for throughput). Charging
+    attention at the FP4 peak would make an FP4 model's attention twice as fast as any
+    kernel runs it. A chip without that datapath runs it at its weights' rate.
+    """
+    widest = max(precision.weight_bytes_per_param, precision.kv_bytes_per_value, 1.0)
+    fallback = ("fp8", "int8") if widest == 1.0 else ("bf16", "fp16")
+    for dtype in (precision.weights, precision.kv_cache, *fallback):
+        if DTYPE_BYTES.get(dtype) == widest and dtype in system.dense_flops_per_s:
+            return system.dense_flops_per_s[dtype]
+    return system.flops_for(precision.weights)
 
 
 def pool_cost_vector(model: ModelCard, pool: PoolSpec, precision: Precision) -> np.ndarray:
@@ -128,6 +154,7 @@ def _attention_split(p: np.ndarray, model: ModelCard, precision: Precision,
     gpu = split.system
     p[k.P_AFD_CHIPS] = split.chips
     p[k.P_AFD_PEAK_FLOPS] = gpu.flops_for(precision.weights)
+    p[k.P_AFD_ATTN_PEAK_FLOPS] = attention_flops_per_s(gpu, precision)
     p[k.P_AFD_MEM_BW] = gpu.memory_bandwidth_bytes_per_s
     p[k.P_AFD_ETA_COMPUTE] = gpu.compute_efficiency
     p[k.P_AFD_ETA_MEMORY] = gpu.memory_efficiency

@@ -9,6 +9,7 @@ import pytest
 
 from simulator.config.scenario import Precision
 from simulator.costs import (
+    attention_flops_per_s,
     decode_step_s,
     kv_capacity_tokens,
     lpu_chips_for,
@@ -22,6 +23,7 @@ from simulator.kernels import (
     P_ALLREDUCE_BW,
     P_ALLREDUCE_LATENCY_S,
     P_ATTN_FLOPS_PER_PAIR,
+    P_ATTN_PEAK_FLOPS,
     P_CHIPS,
     P_DENSE_WEIGHT_BYTES,
     P_ETA_COMPUTE,
@@ -86,10 +88,14 @@ def moe_model() -> SimpleNamespace:
     )
 
 
+def chip_rates(rates: dict[str, float]) -> SimpleNamespace:
+    return SimpleNamespace(dense_flops_per_s=rates, flops_for=rates.__getitem__)
+
+
 def gpu_system() -> SimpleNamespace:
     return SimpleNamespace(
+        **vars(chip_rates({"fp8": 2.0e15, "bf16": 1.0e15})),
         name="gpu", kind="gpu", chips_per_system=8,
-        flops_for=lambda dtype: {"fp8": 2.0e15, "bf16": 1.0e15}[dtype],
         memory_bytes=80e9, memory_bandwidth_bytes_per_s=3.0e12, memory_usable_fraction=0.9,
         scaleup_bandwidth_bytes_per_s=400e9, scaleup_latency_s=5e-6,
         idle_power_w=150.0, max_power_w=700.0,
@@ -131,6 +137,22 @@ def test_dense_vector(tied):
     assert (p[P_IDLE_W], p[P_MAX_W]) == (150.0, 700.0)
 
 
+BLACKWELL = {"bf16": 2.25e15, "fp16": 2.25e15, "fp8": 4.5e15, "int8": 4.5e15, "fp4": 9e15}
+
+
+@pytest.mark.parametrize(("weights", "kv", "rates", "want"), [
+    ("fp4", "fp8", BLACKWELL, 4.5e15),      # FP4 weights, attention in FP8
+    ("fp4", "fp4", BLACKWELL, 4.5e15),      # a 4-bit cache is dequantised to FP8
+    ("fp8", "int3", BLACKWELL, 4.5e15),
+    ("bf16", "fp8", BLACKWELL, 2.25e15),    # BF16 queries against an FP8 cache
+    ("fp8", "bf16", BLACKWELL, 2.25e15),
+    ("fp8", "fp8", {"fp16": 188e12, "int8": 750e12}, 750e12),   # no FP8 path: INT8
+    ("fp8", "bf16", {"fp8": 1.23e15}, 1.23e15),                 # only FP8: the weights' rate
+])
+def test_attention_runs_at_the_wider_format_never_below_8_bits(weights, kv, rates, want):
+    assert attention_flops_per_s(chip_rates(rates), Precision(weights, kv)) == want
+
+
 def test_moe_vector_at_bf16():
     p = replica_cost_vector(moe_model(), gpu_system(), BF16_FP8, 8, 8)
     # linear: 2 × (246 M active − 10 M tables) = 472 M
@@ -140,6 +162,7 @@ def test_moe_vector_at_bf16():
     assert (p[P_MOE_LAYERS], p[P_EXPERTS], p[P_TOP_K]) == (8, 64, 4)
     assert p[P_EXPERT_BYTES] == 6e6                # 3 M params × 2 bytes
     assert p[P_PEAK_FLOPS] == 1.0e15               # the weights' dtype sets the datapath
+    assert p[P_ATTN_PEAK_FLOPS] == 1.0e15          # bf16 queries: attention at bf16 too
     assert p[P_KV_BYTES_PER_TOKEN] == 2000.0       # KV stays fp8
 
 

@@ -21,6 +21,7 @@ from simulator.kernels import (
     N_ACC,
     N_PARAMS,
     P_ATTN_FLOPS_PER_PAIR,
+    P_ATTN_PEAK_FLOPS,
     P_CHIPS,
     P_ETA_COMPUTE,
     P_ETA_MEMORY,
@@ -70,7 +71,7 @@ def gpu_dense(tp: int) -> np.ndarray:
         P_DENSE_WEIGHT_BYTES=69_501_714_432.0,     # 80 layers + lm_head, 1 byte each
         P_ATTN_FLOPS_PER_PAIR=2_621_440.0,         # 80 × 2 × 64 heads × (128 + 128)
         P_KV_BYTES_PER_TOKEN=163_840.0,            # 80 × 2 × 8 kv heads × 128 × 1 byte
-        P_SHARDS=tp, P_PEAK_FLOPS=1978.9e12, P_MEM_BW=3.35e12,
+        P_SHARDS=tp, P_PEAK_FLOPS=1978.9e12, P_ATTN_PEAK_FLOPS=1978.9e12, P_MEM_BW=3.35e12,
         P_ETA_COMPUTE=0.65, P_ETA_MEMORY=0.82, P_TP=tp,
         P_ALLREDUCE_BW=450e9 * 0.75, P_ALLREDUCE_LATENCY_S=8e-6,
         P_LAYERS=80, P_HIDDEN=8192, P_ACT_BYTES=2.0, P_STEP_OVERHEAD_S=300e-6,
@@ -85,7 +86,7 @@ def gpu_moe(tp: int) -> np.ndarray:
         P_DENSE_WEIGHT_BYTES=16.5e9, P_MOE_LAYERS=58, P_EXPERTS=256, P_TOP_K=8,
         P_EXPERT_BYTES=44_040_192.0, P_ATTN_FLOPS_PER_PAIR=61 * 278_528.0,
         P_KV_BYTES_PER_TOKEN=61 * 576.0,
-        P_SHARDS=tp, P_PEAK_FLOPS=1978.9e12, P_MEM_BW=3.35e12,
+        P_SHARDS=tp, P_PEAK_FLOPS=1978.9e12, P_ATTN_PEAK_FLOPS=1978.9e12, P_MEM_BW=3.35e12,
         P_ETA_COMPUTE=0.65, P_ETA_MEMORY=0.82, P_TP=tp,
         P_ALLREDUCE_BW=450e9 * 0.75, P_ALLREDUCE_LATENCY_S=8e-6,
         P_LAYERS=61, P_HIDDEN=7168, P_ACT_BYTES=2.0, P_STEP_OVERHEAD_S=300e-6,
@@ -97,7 +98,7 @@ def lpu_dense() -> np.ndarray:
     """The 70B model spread over 256 LPUs (SRAM), synchronised layer by layer."""
     p = gpu_dense(1)
     p[P_SHARDS] = p[P_CHIPS] = 256
-    p[P_PEAK_FLOPS], p[P_MEM_BW] = 1.23e15, 150e12
+    p[P_PEAK_FLOPS], p[P_ATTN_PEAK_FLOPS], p[P_MEM_BW] = 1.23e15, 1.23e15, 150e12
     p[P_ETA_COMPUTE], p[P_ETA_MEMORY] = 0.80, 0.90
     p[P_LAYER_SYNC_S], p[P_STEP_OVERHEAD_S] = 12e-6, 20e-6
     p[P_IDLE_W], p[P_MAX_W] = 120.0, 400.0
@@ -121,13 +122,21 @@ def lpu_split() -> np.ndarray:
     p = lpu_dense()
     p[P_SHARDS] = p[P_CHIPS] = 2048
     extra = _vector(P_PP_STAGES=8, P_PP_HOP_BW=200e9, P_PP_HOP_LATENCY_S=5e-6,
-                    P_AFD_CHIPS=8, P_AFD_PEAK_FLOPS=16.7e15, P_AFD_MEM_BW=22e12,
+                    P_AFD_CHIPS=8, P_AFD_PEAK_FLOPS=16.7e15, P_AFD_ATTN_PEAK_FLOPS=8.35e15,
+                    P_AFD_MEM_BW=22e12,
                     P_AFD_ETA_COMPUTE=0.65, P_AFD_ETA_MEMORY=0.82,
                     P_AFD_ATTN_FLOPS_PER_TOKEN=2 * 80 * 150_994_944.0,
                     P_AFD_ATTN_WEIGHT_BYTES=80 * 150_994_944.0,
                     P_AFD_EXCHANGE_BW=150e9, P_AFD_EXCHANGE_LATENCY_S=5e-6,
                     P_AFD_IDLE_W=450.0, P_AFD_MAX_W=1800.0, P_AFD_OVERLAP=0.5)
     return p + extra
+
+
+def at_fp4(p: np.ndarray) -> np.ndarray:
+    """FP4 weights: the linear layers at twice the FP8 peak, attention still at FP8."""
+    q = p.copy()
+    q[P_PEAK_FLOPS] = 2.0 * p[P_ATTN_PEAK_FLOPS]
+    return q
 
 
 def with_overlap(p: np.ndarray, overlap: float) -> np.ndarray:
@@ -147,6 +156,7 @@ VECTORS = {
     "lpu-split": lpu_split(),
     "dense-tp1-serial": with_overlap(gpu_dense(1), 0.0),
     "moe-ep64-part-overlap": with_overlap(gpu_moe_ep(64, 1.0), 0.4),
+    "moe-ep64-fp4": at_fp4(with_overlap(gpu_moe_ep(64, 1.0), 0.0)),
 }
 
 
@@ -241,6 +251,23 @@ def test_serial_roofline_adds_the_shorter_stream():
     # the chip draws its maximum for the whole exposed time: 175 × 6.9072e-2 + 525 ×
     # (6.907201e-2 − 3e-4) = 12.0876 + 36.1053 = 48.1929 J
     assert serial_j == pytest.approx(48.1929, rel=1e-4)
+
+
+def test_attention_math_runs_at_its_own_rate():
+    # one 8,192-token prompt on H100 × 1: 8192 × 8193 / 2 = 33,558,528 causal pairs
+    # × 2,621,440 FLOPs = 8.797167e13 FLOPs; at 1978.9e12 × 0.65 = 1.286285e15 FLOP/s
+    # that is 6.839205e-2 s, far above its KV write (8192 × 163,840 B / 2.747e12 = 4.886e-4).
+    # FP4 weights double the linear layers' peak, not attention's: the step's attention
+    # still takes 6.839205e-2 s, where charging it at the FP4 peak would give 3.419602e-2.
+    args = (1.0, 8192.0, 8192.0 * 8193.0 / 2.0, 0.0)
+    fp8_s, _ = step_cost(gpu_dense(1), *args)
+    fp4 = at_fp4(gpu_dense(1))
+    fp4_s, _ = step_cost(fp4, *args)
+    fp4[P_ATTN_PEAK_FLOPS] = fp4[P_PEAK_FLOPS]
+    attention_at_fp4_s, _ = step_cost(fp4, *args)
+    lin_fp8_s = (8192 * 136_902_082_560.0 + 2_101_346_304.0) / 1.286285e15
+    assert fp8_s - fp4_s == pytest.approx(lin_fp8_s / 2.0, rel=1e-5)
+    assert fp4_s - attention_at_fp4_s == pytest.approx(3.419602e-2, rel=1e-5)
 
 
 def test_lpu_step_pays_layer_sync():

@@ -71,7 +71,8 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
         read -= p[k.P_AFD_ATTN_WEIGHT_BYTES]
         per_gpu_flops = p[k.P_AFD_PEAK_FLOPS] * p[k.P_AFD_ETA_COMPUTE]
         per_gpu_bytes = p[k.P_AFD_MEM_BW] * p[k.P_AFD_ETA_MEMORY]
-        side_s = _roofline((proj + attn_flops) / gpus / per_gpu_flops,
+        attention_rate = p[k.P_AFD_ATTN_PEAK_FLOPS] * p[k.P_AFD_ETA_COMPUTE]
+        side_s = _roofline((proj / per_gpu_flops + attn_flops / attention_rate) / gpus,
                            (p[k.P_AFD_ATTN_WEIGHT_BYTES] + kv_bytes / gpus) / per_gpu_bytes,
                            p[k.P_AFD_OVERLAP])
         attention_s = 0.0
@@ -79,7 +80,8 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
             comm_s += 2 * (p[k.P_AFD_EXCHANGE_LATENCY_S]
                            + tokens * p[k.P_HIDDEN] * p[k.P_ACT_BYTES] / p[k.P_AFD_EXCHANGE_BW])
     else:
-        attention_s = _roofline(attn_flops / compute_rate, kv_bytes / memory_rate,
+        attention_rate = p[k.P_SHARDS] * p[k.P_ATTN_PEAK_FLOPS] * p[k.P_ETA_COMPUTE]
+        attention_s = _roofline(attn_flops / attention_rate, kv_bytes / memory_rate,
                                 p[k.P_OVERLAP])
     linear_s = _roofline(flops / compute_rate, read / memory_rate, p[k.P_OVERLAP])
 

@@ -14,7 +14,8 @@ The cost vector ``p`` is a float64 array whose slots are named by the ``P_*`` co
 Per step, with ``S`` chips sharing the work at peak × efficiency::
 
     t_lin  = roofline(FLOPs of linear layers and lm_head, weight bytes read)
-    t_attn = roofline(pairs · FLOPs per pair, (cached + new tokens) · KV bytes per token)
+    t_attn = roofline(pairs · FLOPs per pair at the attention dtype's peak,
+                      (cached + new tokens) · KV bytes per token)
     t_comm = two ring all-reduces of the new tokens' activations per layer (TP > 1)
            + two all-to-alls per MoE layer (expert parallelism, EP > 1)
            + a hop per extra system a replica spans (pipeline stages)
@@ -95,7 +96,9 @@ P_AFD_IDLE_W = 49
 P_AFD_MAX_W = 50
 P_OVERLAP = 51               # share of the shorter of math and memory time hidden under the other
 P_AFD_OVERLAP = 52           # the same, on the attention GPUs
-N_PARAMS = 53
+P_ATTN_PEAK_FLOPS = 53       # per chip, dense, at the attention math's dtype (see costs)
+P_AFD_ATTN_PEAK_FLOPS = 54   # the same, on the attention GPUs
+N_PARAMS = 55
 
 # Slots of the running sums a replica keeps, which a decode stretch advances in place.
 ACC_NOW_S = 0         # absolute simulated time at the end of the last step
@@ -180,8 +183,9 @@ def step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: float
         lin_flops -= proj_flops
         weight_bytes -= p[P_AFD_ATTN_WEIGHT_BYTES]
         # data-parallel attention: every GPU reads all attention weights and its own KV
-        t_side = roofline_s((proj_flops + attn_flops)
-                            / (afd_chips * p[P_AFD_PEAK_FLOPS] * p[P_AFD_ETA_COMPUTE]),
+        t_side = roofline_s((proj_flops / p[P_AFD_PEAK_FLOPS]
+                             + attn_flops / p[P_AFD_ATTN_PEAK_FLOPS])
+                            / (afd_chips * p[P_AFD_ETA_COMPUTE]),
                             (afd_chips * p[P_AFD_ATTN_WEIGHT_BYTES] + kv_bytes)
                             / (afd_chips * p[P_AFD_MEM_BW] * p[P_AFD_ETA_MEMORY]),
                             p[P_AFD_OVERLAP])
@@ -190,7 +194,8 @@ def step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: float
         t_comm = 2.0 * p[P_LAYERS] * (hop_bytes / p[P_AFD_EXCHANGE_BW]
                                       + p[P_AFD_EXCHANGE_LATENCY_S])
     else:
-        t_attn = roofline_s(attn_flops / flops_per_s, kv_bytes / bytes_per_s, p[P_OVERLAP])
+        attn_flops_per_s = shards * p[P_ATTN_PEAK_FLOPS] * p[P_ETA_COMPUTE]
+        t_attn = roofline_s(attn_flops / attn_flops_per_s, kv_bytes / bytes_per_s, p[P_OVERLAP])
     t_lin = roofline_s(lin_flops / flops_per_s, weight_bytes / bytes_per_s, p[P_OVERLAP])
 
     tp = p[P_TP]
