@@ -33,6 +33,7 @@ FACTOR_FIELDS = {
 }
 _AT_ONCE_PER_S = 1e9          # an arrival rate that puts every request in the queue at t = 0
 _PROBE_REQUESTS = 6000        # enough for a steady flat-out rate; the full count is for latency
+_FULL_BATCHES = 4             # a probe holds this many full batches per replica
 _WALK_STEPS = 8               # steps of the walk towards the rate where the limits flip
 _TOLERANCE = 0.03             # the rate is found to within 3 %
 
@@ -117,6 +118,16 @@ def run_figure(figure: Figure, factors: dict[str, float] | None = None) -> Run:
     return _search_rate(figure, factors)
 
 
+def _probe_requests(figure: Figure, requests: int) -> int:
+    """Requests of the flat-out probe: enough that every replica's batch stays full for
+    most of the run. A probe of a few thousand requests over nine replicas of 1,536
+    sequences never fills a batch, and its rate, which caps the search, would be that of a
+    partly idle deployment."""
+    max_batch = figure.pool["scheduler"].get("max_batch")
+    fill = _FULL_BATCHES * figure.pool["replicas"] * max_batch if max_batch else 0
+    return max(min(requests, _PROBE_REQUESTS), fill)
+
+
 def _search_rate(figure: Figure, factors: dict[str, float] | None) -> Run:
     """The highest Poisson rate meeting the limits, to within ``_TOLERANCE``.
 
@@ -127,7 +138,7 @@ def _search_rate(figure: Figure, factors: dict[str, float] | None) -> Run:
     """
     requests = figure.requests or 2000
     probe = _simulate(figure, {"process": "fixed", "rate_per_s": _AT_ONCE_PER_S},
-                      min(requests, _PROBE_REQUESTS), factors)
+                      _probe_requests(figure, requests), factors)
     capacity = _steady_per_s(probe, np.ones(len(probe.requests)), None)
 
     def trial(rate: float) -> tuple[bool, Result]:
