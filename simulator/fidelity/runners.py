@@ -90,9 +90,11 @@ def _steady_per_s(result: Result, amount: np.ndarray, rate_per_s: float | None) 
 
 
 def _simulate(figure: Figure, arrivals: dict[str, Any], requests: int,
-              factors: dict[str, float] | None) -> Result:
-    scenario = build_scenario(figure.scenario(arrivals, requests), figure.path)
-    return simulate(with_factors(scenario, factors))
+              factors: dict[str, float] | None, max_batch: int | None = None) -> Result:
+    raw = figure.scenario(arrivals, requests)
+    if max_batch is not None:
+        raw["pools"][0]["scheduler"] = {**raw["pools"][0]["scheduler"], "max_batch": max_batch}
+    return simulate(with_factors(build_scenario(raw, figure.path), factors))
 
 
 def _meets(figure: Figure, result: Result) -> bool:
@@ -118,14 +120,31 @@ def run_figure(figure: Figure, factors: dict[str, float] | None = None) -> Run:
     return _search_rate(figure, factors)
 
 
-def _probe_requests(figure: Figure, requests: int) -> int:
-    """Requests of the flat-out probe: enough that every replica's batch stays full for
-    most of the run. A probe of a few thousand requests over nine replicas of 1,536
-    sequences never fills a batch, and its rate, which caps the search, would be that of a
-    partly idle deployment."""
-    max_batch = figure.pool["scheduler"].get("max_batch")
-    fill = _FULL_BATCHES * figure.pool["replicas"] * max_batch if max_batch else 0
-    return max(min(requests, _PROBE_REQUESTS), fill)
+def _flat_out(figure: Figure, requests: int, factors: dict[str, float] | None) -> Result:
+    """The offline probe whose steady rate caps a latency-bound search.
+
+    It holds four full batches per replica: a few thousand requests over nine replicas of
+    1,536 sequences never fill a batch, and would cap the search at a partly idle
+    deployment's rate. Its batch is the one the KV cache holds at full length, as a
+    submitter sizes an offline run, so a server max_batch beyond memory does not turn the
+    probe into a study of recompute thrashing.
+    """
+    probe = min(requests, _PROBE_REQUESTS)
+    at_once = {"process": "fixed", "rate_per_s": _AT_ONCE_PER_S}
+    pool = build_scenario(figure.scenario(at_once, probe), figure.path).pools[0]
+    batch = pool.scheduler.options.get("max_batch")
+    lengths = figure.lengths
+    if not batch or lengths.get("source") not in ("uniform", "fixed"):
+        return _simulate(figure, at_once, probe, factors)
+    longest = sum(0.5 * (low + high) for low, high in
+                  (_span(lengths["input_tokens"]), _span(lengths["output_tokens"])))
+    held = max(min(batch, int(pool.kv_capacity_tokens // max(longest, 1.0))), 1)
+    return _simulate(figure, at_once, max(probe, _FULL_BATCHES * pool.replicas * held),
+                     factors, held)
+
+
+def _span(tokens: int | list[int]) -> tuple[int, int]:
+    return (tokens, tokens) if isinstance(tokens, int) else (tokens[0], tokens[1])
 
 
 def _search_rate(figure: Figure, factors: dict[str, float] | None) -> Run:
@@ -137,8 +156,7 @@ def _search_rate(figure: Figure, factors: dict[str, float] | None) -> Run:
     no rate above the flat-out one is credited, however well a short run copes with it.
     """
     requests = figure.requests or 2000
-    probe = _simulate(figure, {"process": "fixed", "rate_per_s": _AT_ONCE_PER_S},
-                      _probe_requests(figure, requests), factors)
+    probe = _flat_out(figure, requests, factors)
     capacity = _steady_per_s(probe, np.ones(len(probe.requests)), None)
 
     def trial(rate: float) -> tuple[bool, Result]:
