@@ -101,7 +101,8 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
                    + tokens * p[k.P_HIDDEN] * p[k.P_ACT_BYTES] / p[k.P_PP_HOP_BW])
 
     busy_s = linear_s + attention_s
-    total_s = (busy_s + side_s + comm_s + p[k.P_LAYERS] * p[k.P_LAYER_SYNC_S]
+    sync_s = sum(p[k.P_LAYER_SYNC_S] for _stage in range(int(p[k.P_LAYERS] + p[k.P_MOE_LAYERS])))
+    total_s = (busy_s + side_s + comm_s + sync_s
                + p[k.P_STEP_OVERHEAD_S])
     energy_j = p[k.P_CHIPS] * (p[k.P_IDLE_W] * (total_s - busy_s) + p[k.P_MAX_W] * busy_s)
     if gpus > 0:

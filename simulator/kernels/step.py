@@ -19,7 +19,8 @@ Per step, with ``S`` chips sharing the work at peak × efficiency::
     t_comm = two ring all-reduces of the new tokens' activations per layer (TP > 1)
            + two all-to-alls per MoE layer (expert parallelism, EP > 1)
            + a hop per extra system a replica spans (pipeline stages)
-    t_sync = layers · per-layer chip-to-chip sync (LPU pipelines)
+    t_sync = (layers + MoE layers) · chip-to-chip sync (LPU pipelines; an MoE layer is two
+             stages: the router's choice, then the chips holding the chosen experts)
     time   = t_lin + t_attn + t_comm + t_sync + fixed step overhead
 
 where ``roofline(c, m) = max(c, m) + (1 − overlap) · min(c, m)`` for the compute time ``c``
@@ -208,7 +209,7 @@ def step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: float
         hop_bytes = new_tokens * p[P_HIDDEN] * p[P_ACT_BYTES]
         t_comm += (p[P_PP_STAGES] - 1.0) * (hop_bytes / p[P_PP_HOP_BW]
                                             + p[P_PP_HOP_LATENCY_S])
-    t_sync = p[P_LAYERS] * p[P_LAYER_SYNC_S]
+    t_sync = (p[P_LAYERS] + p[P_MOE_LAYERS]) * p[P_LAYER_SYNC_S]
 
     busy_s = t_lin + t_attn
     time_s = busy_s + t_side + t_comm + t_sync + p[P_STEP_OVERHEAD_S]
