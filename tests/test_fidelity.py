@@ -12,10 +12,11 @@ import pytest
 import yaml
 
 from simulator import ScenarioError
+from simulator.config.loader import build_scenario
 from simulator.config.scenario import Precision
 from simulator.costs import replica_cost_vector
 from simulator.fidelity import compare, fit_factors, load_figure, load_figures, run_figure
-from simulator.fidelity.runners import _simulate
+from simulator.fidelity.runners import _flat_out, _simulate
 from simulator.hardware import load_profile
 from simulator.kernels import decode_step_cost
 from simulator.models import load_model
@@ -80,6 +81,22 @@ def test_server_search_returns_a_rate_that_meets_the_limits(tmp_path):
     # an offline run of the same deployment does at least as much work per second
     offline = run_figure(load_figure(write(tmp_path, figure(id="h100-flat-out"))))
     assert offline.simulated > 0.5 * run.simulated
+
+
+def test_flat_out_probe_fills_every_replica_at_the_batch_memory_holds(tmp_path):
+    limits = {"ttft_p99_s": 0.5, "tpot_p99_s": 0.02}
+    wide = load_figure(write(tmp_path, figure(id="wide", benchmark="server", replicas=6,
+                                              requests=400, limits=limits)))
+    assert len(_flat_out(wide, 400, None).requests) == 4 * 6 * 32   # not the 400 of a trial
+    # a max_batch far beyond memory: the probe runs at what the KV cache holds at full
+    # length (256 + 64 tokens a request), so it measures a full deployment, not thrashing
+    huge = load_figure(write(tmp_path, figure(
+        id="huge", benchmark="server", requests=400, limits=limits,
+        scheduler={"max_batch": 1_000_000, "max_batch_tokens": 4096})))
+    raw = huge.scenario({"process": "fixed", "rate_per_s": 1e9}, 400)
+    held = build_scenario(raw, huge.path).pools[0].kv_capacity_tokens // (256 + 64)
+    probe = _flat_out(huge, 400, None)
+    assert len(probe.requests) == 4 * held and probe.summary["preemptions"] == 0
 
 
 def test_calibrate_recovers_factors_that_made_the_figures(tmp_path):

@@ -136,9 +136,9 @@ def _flat_out(figure: Figure, requests: int, factors: dict[str, float] | None) -
     lengths = figure.lengths
     if not batch or lengths.get("source") not in ("uniform", "fixed"):
         return _simulate(figure, at_once, probe, factors)
-    longest = sum(0.5 * (low + high) for low, high in
+    full_length = sum(0.5 * (low + high) for low, high in
                   (_span(lengths["input_tokens"]), _span(lengths["output_tokens"])))
-    held = max(min(batch, int(pool.kv_capacity_tokens // max(longest, 1.0))), 1)
+    held = max(min(batch, int(pool.kv_capacity_tokens // max(full_length, 1.0))), 1)
     return _simulate(figure, at_once, max(probe, _FULL_BATCHES * pool.replicas * held),
                      factors, held)
 
