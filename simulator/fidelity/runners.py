@@ -137,7 +137,7 @@ def _flat_out(figure: Figure, requests: int, factors: dict[str, float] | None) -
     if not batch or lengths.get("source") not in ("uniform", "fixed"):
         return _simulate(figure, at_once, probe, factors)
     full_length = sum(0.5 * (low + high) for low, high in
-                  (_span(lengths["input_tokens"]), _span(lengths["output_tokens"])))
+                      (_span(lengths["input_tokens"]), _span(lengths["output_tokens"])))
     held = max(min(batch, int(pool.kv_capacity_tokens // max(full_length, 1.0))), 1)
     return _simulate(figure, at_once, max(probe, _FULL_BATCHES * pool.replicas * held),
                      factors, held)
