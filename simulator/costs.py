@@ -63,7 +63,8 @@ def replica_cost_vector(model: ModelCard, system: SystemProfile, precision: Prec
         p[k.P_TOP_K] = moe.experts_per_token
         p[k.P_EXPERT_BYTES] = model.expert_params * bpp
     p[k.P_ATTN_FLOPS_PER_PAIR] = model.num_layers * model.attn_flops_per_pair_per_layer
-    p[k.P_KV_BYTES_PER_TOKEN] = model.kv_bytes_per_token(precision.kv_bytes_per_value)
+    p[k.P_KV_BYTES_PER_TOKEN] = (model.kv_bytes_per_token(precision.kv_bytes_per_value)
+                                 * model.kv_copies(tp))
     p[k.P_SHARDS] = shards
     p[k.P_PEAK_FLOPS] = system.flops_for(precision.weights)
     p[k.P_ATTN_PEAK_FLOPS] = attention_flops_per_s(system, precision)
@@ -214,7 +215,7 @@ def kv_capacity_tokens(model: ModelCard, system: SystemProfile, precision: Preci
     held = chips * weights_per_chip_bytes(model, precision, chips, tp, ep) if ep > 1 else (
         model.weight_bytes(precision.weight_bytes_per_param))
     room = chips * system.memory_bytes * system.memory_usable_fraction - held
-    per_token = model.kv_bytes_per_token(precision.kv_bytes_per_value)
+    per_token = model.kv_bytes_per_token(precision.kv_bytes_per_value) * model.kv_copies(tp or 1)
     return max(int(room // per_token), 0)
 
 

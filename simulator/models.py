@@ -168,6 +168,16 @@ class ModelCard:
     def kv_bytes_per_token(self, bytes_per_value: float) -> float:
         return self.kv_values_per_token_per_layer * self.num_layers * bytes_per_value
 
+    def kv_copies(self, tp: int) -> int:
+        """Copies of each cached token a ``tp``-way tensor-parallel replica stores and reads.
+
+        Tensor parallelism splits attention by KV head. With more GPUs than KV heads each
+        head is kept on tp / heads of them, and MLA's single latent on every one, so each
+        GPU stores and reads the whole latent cache: an R1 replica at tp 8 holds 8 copies.
+        """
+        groups = 1 if self.mla is not None else self.num_kv_heads
+        return max(1, -(-tp // groups))
+
     def weight_bytes(self, bytes_per_param: float) -> float:
         return self.total_params * bytes_per_param
 

@@ -64,7 +64,8 @@ def dense_model(tied: bool) -> SimpleNamespace:
         tie_word_embeddings=tied, moe=None, moe_layers=0, expert_params=0,
         embedding_params=5_000_000, lm_head_params=head, active_params=total,
         non_expert_params=total, attn_flops_per_pair_per_layer=4000,
-        kv_bytes_per_token=lambda b: 10 * 200 * b, weight_bytes=lambda b: total * b,
+        kv_bytes_per_token=lambda b: 10 * 200 * b, kv_copies=lambda tp: 1,
+        weight_bytes=lambda b: total * b,
         max_context_tokens=32_768,
     )
 
@@ -84,6 +85,7 @@ def moe_model() -> SimpleNamespace:
         moe_layers=8, expert_params=3_000_000, embedding_params=5_000_000,
         lm_head_params=5_000_000, active_params=246_000_000, non_expert_params=150_000_000,
         attn_flops_per_pair_per_layer=4000, kv_bytes_per_token=lambda b: 10 * 200 * b,
+        kv_copies=lambda tp: 1,
         weight_bytes=lambda b: 1_686_000_000 * b, max_context_tokens=32_768,
     )
 
@@ -217,6 +219,26 @@ def test_decode_step_on_fake_gpu():
     # step 1.302083e-5 + 4.170833e-7 + 1.004e-4 + 2e-4 = 3.138379e-4 s
     step_s = decode_step_s(dense_model(False), gpu_system(), FP8, 4, 4, 2, 1000)
     assert step_s == pytest.approx(3.138379e-4, rel=1e-6)
+
+
+@pytest.mark.parametrize(("name", "tp", "copies"), [
+    ("llama-3.1-405b", 8, 1),     # 8 KV heads over 8 GPUs: one head each
+    ("llama-3.1-405b", 16, 2),    # 16 GPUs: each head kept twice
+    ("deepseek-r1", 1, 1),
+    ("deepseek-r1", 8, 8),        # one MLA latent: every GPU keeps all of it
+])
+def test_tensor_parallelism_past_the_kv_heads_replicates_the_cache(name, tp, copies):
+    from simulator.hardware import load_profile
+    from simulator.models import load_model
+
+    model, b200 = load_model(name), load_profile("b200")
+    fp4 = Precision("fp4", "fp8")
+    assert model.kv_copies(tp) == copies
+    p = replica_cost_vector(model, b200, fp4, tp, tp)
+    assert p[P_KV_BYTES_PER_TOKEN] == copies * model.kv_bytes_per_token(1.0)
+    room = tp * b200.memory_bytes * b200.memory_usable_fraction - model.weight_bytes(0.5)
+    want = int(room // (copies * model.kv_bytes_per_token(1.0))) if room > 0 else 0
+    assert kv_capacity_tokens(model, b200, fp4, tp, tp) == max(want, 0)
 
 
 def test_real_llama_on_h100():
