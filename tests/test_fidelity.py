@@ -15,7 +15,14 @@ from simulator import ScenarioError
 from simulator.config.loader import build_scenario
 from simulator.config.scenario import Precision
 from simulator.costs import replica_cost_vector
-from simulator.fidelity import compare, fit_factors, load_figure, load_figures, run_figure
+from simulator.fidelity import (
+    compare,
+    fit_factors,
+    load_figure,
+    load_figures,
+    run_figure,
+    scale_inputs,
+)
 from simulator.fidelity.runners import _flat_out, _simulate
 from simulator.hardware import load_profile
 from simulator.kernels import decode_step_cost
@@ -176,3 +183,38 @@ def test_validate_and_calibrate_on_hand_written_figures(tmp_path):
 
     bad = tokenfactory("validate", "--figures", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert bad.returncode == 2 and "directory of figure files" in bad.stderr
+
+
+def test_input_scale_stretches_only_estimated_prompt_ranges(tmp_path):
+    drawn = load_figure(write(tmp_path, figure(id="drawn", lengths={
+        "source": "uniform", "input_tokens": [500, 18500], "output_tokens": [1, 1368]})))
+    scaled = scale_inputs(drawn, 0.75)
+    assert scaled.lengths["input_tokens"] == [375, 13875]
+    assert scaled.lengths["output_tokens"] == [1, 1368]
+    assert drawn.lengths["input_tokens"] == [500, 18500]          # the original is untouched
+    assert scale_inputs(drawn, 1e-6).lengths["input_tokens"] == [1, 1]
+    fixed = load_figure(write(tmp_path, figure(id="fixed")))
+    assert scale_inputs(fixed, 0.5) is fixed                        # a benchmark's own ISL
+    with pytest.raises(ScenarioError) as err:
+        scale_inputs(drawn, 0.0)
+    assert err.value.key == "input_scale"
+
+
+def test_validate_input_scale_moves_a_prefill_heavy_figure(tmp_path):
+    """Halving long prompts frees prefill time, so offline output throughput rises; the
+    JSON says which factor it ran at, and a bad factor is refused with exit code 2."""
+    folder = tmp_path / "long"
+    write(folder, figure(id="long-prompts", requests=96, lengths={
+        "source": "uniform", "input_tokens": [2000, 6000], "output_tokens": [16, 48]}))
+    plain = compare(load_figures(folder), workers=1)[0].run.simulated
+    half = compare(load_figures(folder), workers=1, input_scale=0.5)[0].run.simulated
+    assert half > 1.3 * plain
+    done = tokenfactory("validate", "--figures", str(folder), "--json", "--workers", "1",
+                        "--input-scale", "0.5", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["input_scale"] == 0.5
+    assert report["figures"][0]["simulated"] == pytest.approx(half, rel=1e-12)
+    bad = tokenfactory("validate", "--figures", str(folder), "--input-scale", "zero",
+                       cwd=tmp_path)
+    assert bad.returncode == 2 and "expected a factor > 0" in bad.stderr

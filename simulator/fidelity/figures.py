@@ -9,7 +9,7 @@ the benchmark it claims to reproduce. The format is documented in benchmarks/fid
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from simulator.config.checks import Section
 from simulator.config.loader import read_mapping
 from simulator.errors import ScenarioError
 
-__all__ = ["BENCHMARKS", "METRICS", "Figure", "load_figure", "load_figures"]
+__all__ = ["BENCHMARKS", "METRICS", "Figure", "load_figure", "load_figures", "scale_inputs"]
 
 BENCHMARKS = ("offline", "server", "interactive", "single_user")
 METRICS = ("output_tokens_per_s", "tokens_per_s_per_user", "joules_per_token")
@@ -118,3 +118,20 @@ def load_figure(path: str | Path) -> Figure:
         tpot_p99_s=limits.number("tpot_p99_s") if limits.has("tpot_p99_s") else None,
         pool=pool, precision=dict(top.section("precision", ("weights", "kv_cache")).data),
         lengths=lengths, assumptions=str(top.get("assumptions", "")), path=file)
+
+
+def scale_inputs(figure: Figure, scale: float) -> Figure:
+    """``figure`` with the bounds of its drawn prompt lengths multiplied by ``scale``.
+
+    MLPerf publishes output lengths but not input lengths, so the ``uniform`` prompt ranges
+    of its figures are estimates; this asks how much a result rests on one. Fixed lengths
+    are the benchmark's definition (trtllm-bench's ISL), and traces are data, so both stay.
+    """
+    if not scale > 0.0:
+        raise ScenarioError(figure.path, "input_scale", "a factor > 0", scale)
+    lengths = figure.lengths
+    if scale == 1.0 or lengths.get("source") != "uniform":
+        return figure
+    low, high = lengths["input_tokens"]
+    scaled = [max(1, round(low * scale)), max(1, round(high * scale))]
+    return replace(figure, lengths={**lengths, "input_tokens": scaled})

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.fidelity.figures import Figure, load_figure
+from simulator.fidelity.figures import Figure, load_figure, scale_inputs
 from simulator.fidelity.runners import Run, run_figure
 from simulator.workers import in_processes
 
@@ -32,15 +32,17 @@ class Comparison:
         return 100.0 * (self.run.simulated - self.figure.published) / self.figure.published
 
 
-def _run_file(task: tuple[str, dict[str, float] | None]) -> Run:
-    path, factors = task
-    return run_figure(load_figure(path), factors)
+def _run_file(task: tuple[str, dict[str, float] | None, float]) -> Run:
+    path, factors, input_scale = task
+    return run_figure(scale_inputs(load_figure(path), input_scale), factors)
 
 
 def compare(figures: Sequence[Figure], factors: dict[str, float] | None = None,
             workers: int | None = None,
-            progress: Callable[[int, int], None] | None = None) -> list[Comparison]:
-    """Run every figure (``factors`` replace the efficiency figures of every system)."""
+            progress: Callable[[int, int], None] | None = None,
+            input_scale: float = 1.0) -> list[Comparison]:
+    """Run every figure (``factors`` replace the efficiency figures of every system;
+    ``input_scale`` stretches the estimated prompt lengths, :func:`scale_inputs`)."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(figures)))
     runs: dict[int, Run] = {}
     finished = 0
@@ -54,9 +56,10 @@ def compare(figures: Sequence[Figure], factors: dict[str, float] | None = None,
 
     if workers == 1:
         for i, fig in enumerate(figures):
-            done(i, run_figure(fig, factors))
+            done(i, run_figure(scale_inputs(fig, input_scale), factors))
     else:
-        in_processes(_run_file, [(str(f.path), factors) for f in figures], workers, done)
+        in_processes(_run_file, [(str(f.path), factors, input_scale) for f in figures],
+                     workers, done)
     return [Comparison(f, runs[i]) for i, f in enumerate(figures)]
 
 
@@ -67,7 +70,11 @@ def error_stats(comparisons: Sequence[Comparison]) -> dict[str, float]:
             "max_abs_error_pct": float(np.max(errors))}
 
 
-def report_json(comparisons: Sequence[Comparison]) -> dict[str, Any]:
+def report_json(comparisons: Sequence[Comparison], input_scale: float = 1.0
+                ) -> dict[str, Any]:
+    """The ``validate --json`` object; it names the prompt-length factor only when one was
+    applied, so a plain report is the documented set of keys."""
+    scaled = {} if input_scale == 1.0 else {"input_scale": input_scale}
     return {
         "figures": [{"id": c.figure.id, "metric": c.figure.metric,
                      "published": c.figure.published, "simulated": c.run.simulated,
@@ -75,4 +82,5 @@ def report_json(comparisons: Sequence[Comparison]) -> dict[str, Any]:
                      "source": c.figure.source, "path": str(Path(c.figure.path).name)}
                     for c in comparisons],
         **error_stats(comparisons),
+        **scaled,
     }

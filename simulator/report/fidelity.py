@@ -35,6 +35,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                           "shipped published figures)")
     validate.add_argument("--workers", type=int, help="worker processes (default: one per CPU)")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
+    validate.add_argument("--input-scale", type=_positive, default=1.0, metavar="F",
+                          help="multiply the estimated (uniform) prompt-length ranges by F, "
+                          "to see how much a result rests on them (default 1)")
     validate.set_defaults(handler=validate_command)
     calibrate = sub.add_parser("calibrate", help="fit one system's efficiency factors to "
                                "measurements and write a new profile")
@@ -43,6 +46,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--out", type=Path, required=True, help="profile YAML to write")
     calibrate.add_argument("--workers", type=int, help="worker processes (default: one per CPU)")
     calibrate.set_defaults(handler=calibrate_command)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a factor > 0, got {text!r}")
+    return value
 
 
 def _table(title: str, comparisons: Sequence[Comparison]) -> Table:
@@ -68,11 +81,14 @@ def validate_command(args: argparse.Namespace, out: Console, err: Console) -> in
     folder = args.figures if args.figures is not None else fidelity_figures_dir()
     figures = load_figures(folder)
     with progress_bar(err, "figures", args.json) as progress:
-        comparisons = compare(figures, workers=args.workers, progress=progress)
+        comparisons = compare(figures, workers=args.workers, progress=progress,
+                              input_scale=args.input_scale)
     if args.json:
-        sys.stdout.write(json.dumps(report_json(comparisons), indent=2) + "\n")
+        sys.stdout.write(json.dumps(report_json(comparisons, args.input_scale), indent=2)
+                         + "\n")
         return 0
-    out.print(_table(f"simulated against published — {folder}", comparisons))
+    scaled = "" if args.input_scale == 1.0 else f", prompts × {args.input_scale:g}"
+    out.print(_table(f"simulated against published — {folder}{scaled}", comparisons))
     out.print(_stats_line(comparisons))
     return 0
 
