@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,8 +53,8 @@ def _positive(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        value = float("nan")
-    if not value > 0.0 or value == float("inf"):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0.0):
         raise argparse.ArgumentTypeError(f"expected a factor > 0, got {text!r}")
     return value
 
