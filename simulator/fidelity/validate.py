@@ -54,12 +54,13 @@ def compare(figures: Sequence[Figure], factors: dict[str, float] | None = None,
         if progress:
             progress(finished, len(figures))
 
+    # one task form for both paths, so one worker and many run exactly the same thing
+    tasks = [(str(f.path), factors, input_scale) for f in figures]
     if workers == 1:
-        for i, fig in enumerate(figures):
-            done(i, run_figure(scale_inputs(fig, input_scale), factors))
+        for i, task in enumerate(tasks):
+            done(i, _run_file(task))
     else:
-        in_processes(_run_file, [(str(f.path), factors, input_scale) for f in figures],
-                     workers, done)
+        in_processes(_run_file, tasks, workers, done)
     return [Comparison(f, runs[i]) for i, f in enumerate(figures)]
 
 
