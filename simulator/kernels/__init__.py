@@ -21,6 +21,7 @@ from simulator.kernels.kv import (
     span_kv_growth_area,
     steps_until_kv_full,
 )
+from simulator.kernels.ranks import busiest_rank_load
 from simulator.kernels.step import (
     ACC_BATCH_AREA,
     ACC_BUSY_S,
@@ -86,9 +87,11 @@ from simulator.kernels.step import (
     all_to_all_s,
     decode_span,
     decode_step_cost,
+    dp_ranks,
     moe_touched_experts,
     spec_accepted,
     step_cost,
+    step_cost_ranked,
 )
 
 __all__ = [
@@ -158,8 +161,10 @@ __all__ = [
     "P_TP",
     "advance_decoders",
     "all_to_all_s",
+    "busiest_rank_load",
     "decode_span",
     "decode_step_cost",
+    "dp_ranks",
     "grow_blocks",
     "histogram_add",
     "histogram_add_gaps",
@@ -171,5 +176,6 @@ __all__ = [
     "span_kv_growth_area",
     "spec_accepted",
     "step_cost",
+    "step_cost_ranked",
     "steps_until_kv_full",
 ]

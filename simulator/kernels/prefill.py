@@ -30,6 +30,7 @@ from simulator.kernels.layout import (
     TI_OUTPUT,
     TI_TARGET,
 )
+from simulator.kernels.ranks import busiest_rank_load
 from simulator.kernels.replica_state import (
     ST_BLOCK_TOKENS,
     ST_BUSY_S,
@@ -51,7 +52,7 @@ from simulator.kernels.replica_state import (
     ST_WHOLE_PROMPTS,
     kv_mark,
 )
-from simulator.kernels.step import step_cost
+from simulator.kernels.step import dp_ranks, step_cost, step_cost_ranked
 
 
 @njit(cache=True)
@@ -168,7 +169,17 @@ def _start_step(p: np.ndarray, st: np.ndarray, admitted: np.ndarray, takes: np.n
         if cached + take >= ints[TI_TARGET, r]:
             sampling += 1.0
         budget -= take
-    time_s, energy_j = step_cost(p, sampling, new_tokens, pairs, kv_read)
+    ranks = dp_ranks(p)
+    if ranks > 1.0:
+        cached = np.empty(chunk)
+        for i in range(chunk):
+            cached[i] = ints[TI_CACHED, admitted[i]]
+        rank_tokens, rank_pairs, rank_kv = busiest_rank_load(takes, cached, chunk, ranks,
+                                                             0.0, 0.0)
+        time_s, energy_j = step_cost_ranked(p, sampling, new_tokens, pairs, kv_read,
+                                            rank_tokens, rank_pairs, rank_kv)
+    else:
+        time_s, energy_j = step_cost(p, sampling, new_tokens, pairs, kv_read)
     st[ST_N_CHUNK] = chunk
     st[ST_STEP_KIND] = 1.0
     st[ST_STEP_TIME_S] = time_s

@@ -31,15 +31,26 @@ def _roofline(compute_s: float, memory_s: float, overlap: float) -> float:
 
 
 def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarray,
-                  sampling: np.ndarray | None = None) -> tuple[float, float]:
+                  sampling: np.ndarray | None = None, ranks: np.ndarray | None = None
+                  ) -> tuple[float, float]:
     """One step from per-request arrays; ``sampling`` marks requests that emit a token
-    (default: all of them)."""
+    (default: all of them) and ``ranks`` the data-parallel rank each request lives on
+    (default: the work shared evenly)."""
     new = np.asarray(new_tokens, dtype=np.int64)
     cached = np.asarray(cached_tokens, dtype=np.int64)
     samples = float(len(new) if sampling is None else np.count_nonzero(sampling))
     tokens = float(new.sum())
     if tokens <= 0 and samples <= 0:
         return 0.0, 0.0
+    # rank-local work (dense layers, attention) as if every rank were the busiest one
+    local = np.ones(len(new), dtype=bool)
+    n_ranks = 1.0
+    if ranks is not None:
+        rank_of = np.asarray(ranks, dtype=np.int64)
+        n_ranks = p[k.P_AFD_CHIPS] if p[k.P_AFD_CHIPS] > 0 else max(p[k.P_DENSE_COPIES], 1.0)
+        per_rank = np.bincount(rank_of, weights=new, minlength=int(n_ranks))
+        local = rank_of == int(np.argmax(per_rank))
+    local_tokens = max(tokens, n_ranks * float(new[local].sum()))
 
     compute_rate = p[k.P_SHARDS] * p[k.P_PEAK_FLOPS] * p[k.P_ETA_COMPUTE]
     memory_rate = p[k.P_SHARDS] * p[k.P_MEM_BW] * p[k.P_ETA_MEMORY]
@@ -48,8 +59,9 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
 
     # linear layers: every new token through the dense path, lm_head for samplers only
     expert_flops = tokens * p[k.P_EXPERT_FLOPS_PER_TOKEN]
-    flops = (tokens * p[k.P_LIN_FLOPS_PER_TOKEN] - expert_flops + straggler * expert_flops
-             + samples * p[k.P_HEAD_FLOPS_PER_SEQ])
+    dense_tokens = tokens if p[k.P_AFD_CHIPS] > 0 else local_tokens
+    flops = (dense_tokens * (p[k.P_LIN_FLOPS_PER_TOKEN] - p[k.P_EXPERT_FLOPS_PER_TOKEN])
+             + straggler * expert_flops + samples * p[k.P_HEAD_FLOPS_PER_SEQ])
     read = p[k.P_DENSE_WEIGHT_BYTES] * max(p[k.P_DENSE_COPIES], 1.0)
     if p[k.P_MOE_LAYERS] > 0:
         miss = (1.0 - p[k.P_TOP_K] / p[k.P_EXPERTS]) ** tokens
@@ -59,6 +71,11 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
     # attention: pairs and KV traffic request by request
     pairs = float(sum(_pairs(int(a), int(c)) for a, c in zip(new, cached, strict=True)))
     kv_tokens = float(np.sum(cached)) + tokens   # read the cache, write the new tokens
+    if ranks is not None:
+        pairs = max(pairs, n_ranks * sum(_pairs(int(a), int(c))
+                                         for a, c in zip(new[local], cached[local], strict=True)))
+        kv_tokens = max(float(np.sum(cached)), n_ranks * float(np.sum(cached[local]))) + (
+            local_tokens)
     attn_flops = pairs * p[k.P_ATTN_FLOPS_PER_PAIR]
     kv_bytes = kv_tokens * p[k.P_KV_BYTES_PER_TOKEN]
     side_s = 0.0
@@ -66,8 +83,8 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
     gpus = p[k.P_AFD_CHIPS]
     if gpus > 0:
         # attention and its projections run on the GPUs; the FFN chips keep the rest
-        proj = tokens * p[k.P_AFD_ATTN_FLOPS_PER_TOKEN]
-        flops -= proj
+        flops -= tokens * p[k.P_AFD_ATTN_FLOPS_PER_TOKEN]
+        proj = local_tokens * p[k.P_AFD_ATTN_FLOPS_PER_TOKEN]
         read -= p[k.P_AFD_ATTN_WEIGHT_BYTES]
         per_gpu_flops = p[k.P_AFD_PEAK_FLOPS] * p[k.P_AFD_ETA_COMPUTE]
         per_gpu_bytes = p[k.P_AFD_MEM_BW] * p[k.P_AFD_ETA_MEMORY]
@@ -88,13 +105,14 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
     # tensor parallelism: a ring all-reduce after attention and after the MLP of each layer
     tp = p[k.P_TP]
     if tp > 1:
-        message_bytes = tokens * p[k.P_HIDDEN] * p[k.P_ACT_BYTES]
+        group_tokens = dense_tokens / max(p[k.P_DENSE_COPIES], 1.0)   # one tp group's own
+        message_bytes = group_tokens * p[k.P_HIDDEN] * p[k.P_ACT_BYTES]
         per_reduce_s = (2 * (tp - 1) * (message_bytes / tp) / p[k.P_ALLREDUCE_BW]
                         + p[k.P_ALLREDUCE_LATENCY_S])
         for _layer in range(int(p[k.P_LAYERS])):
             comm_s += 2 * per_reduce_s
     if ep > 1:
-        comm_s += 2 * p[k.P_MOE_LAYERS] * _all_to_all_ref(p, tokens, ep, straggler)
+        comm_s += 2 * p[k.P_MOE_LAYERS] * _all_to_all_ref(p, local_tokens, ep, straggler)
     stages = int(p[k.P_PP_STAGES])
     for _hop in range(stages - 1):
         comm_s += (p[k.P_PP_HOP_LATENCY_S]

@@ -30,6 +30,11 @@ roofline, each stream hidden under the other. A GPU step is dozens of kernels pe
 ridge point, where neither stream dominates, much of the shorter one shows; that is what
 makes a 40 ms TPOT limit cost throughput that a 200 ms limit does not.
 
+With data-parallel attention (dense layers copied over ``R`` ranks, or the attention GPUs
+of an attention–FFN split) each rank runs its own requests' dense layers and attention,
+and the ranks meet at every MoE layer, so ``step_cost_ranked`` charges that rank-local work
+at ``R ×`` the busiest rank's load; the routed experts and the weights read stay shared.
+
 With the attention–FFN split, attention (its projections, the pairs and the KV cache) runs
 on separate GPUs (``t_side`` instead of ``t_attn``) and every layer sends the activations
 there and back. Chips draw their maximum power only while computing or reading memory;
@@ -152,14 +157,58 @@ def all_to_all_s(p: np.ndarray, tokens: float) -> float:
 @njit(cache=True)
 def step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: float,
               kv_read_tokens: float) -> tuple[float, float]:
-    """(time_s, energy_j) of one step; an empty step costs nothing."""
+    """(time_s, energy_j) of one step whose work every data-parallel rank shares evenly
+    (always so without data-parallel ranks); an empty step costs nothing."""
+    return _step_cost(p, n_seqs, new_tokens, attn_pairs, kv_read_tokens,
+                      new_tokens, attn_pairs, kv_read_tokens)
+
+
+@njit(cache=True)
+def step_cost_ranked(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: float,
+                     kv_read_tokens: float, rank_tokens: float, rank_pairs: float,
+                     rank_kv_read_tokens: float) -> tuple[float, float]:
+    """(time_s, energy_j) of one step of a replica with data-parallel attention, given the
+    busiest rank's own new tokens, attention pairs and cached tokens read.
+
+    Each rank runs the dense layers and attention of its own requests, and the ranks meet
+    at every MoE layer's all-to-all, so the step waits for the busiest rank: a prompt chunk
+    is not split over ranks, and a rank prefilling one holds the others up while they
+    decode (TensorRT-LLM's attention-DP balance study measures this on DeepSeek). Routed
+    experts still see every rank's tokens spread over the expert-parallel ranks.
+    """
+    ranks = dp_ranks(p)
+    return _step_cost(p, n_seqs, new_tokens, attn_pairs, kv_read_tokens,
+                      max(new_tokens, ranks * rank_tokens), max(attn_pairs, ranks * rank_pairs),
+                      max(kv_read_tokens, ranks * rank_kv_read_tokens))
+
+
+@njit(cache=True)
+def dp_ranks(p: np.ndarray) -> float:
+    """Ranks each running their own requests' attention: the attention GPUs under the
+    attention–FFN split, else the copies of the dense layers (1 without data parallelism)."""
+    if p[P_AFD_CHIPS] > 0.0:
+        return p[P_AFD_CHIPS]
+    return max(p[P_DENSE_COPIES], 1.0)
+
+
+@njit(cache=True)
+def _step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: float,
+               kv_read_tokens: float, peak_tokens: float, peak_pairs: float,
+               peak_kv_read_tokens: float) -> tuple[float, float]:
+    """The step, with the rank-local work (dense layers, attention, the sends of the
+    all-to-all and of tensor-parallel all-reduces) charged at ``peak_*``: the batch as it
+    would be if every data-parallel rank carried the busiest one's load (≥ the totals)."""
     if new_tokens <= 0.0 and n_seqs <= 0.0:
         return 0.0, 0.0
     shards = p[P_SHARDS]
     flops_per_s = shards * p[P_PEAK_FLOPS] * p[P_ETA_COMPUTE]
     bytes_per_s = shards * p[P_MEM_BW] * p[P_ETA_MEMORY]
 
-    lin_flops = new_tokens * p[P_LIN_FLOPS_PER_TOKEN] + n_seqs * p[P_HEAD_FLOPS_PER_SEQ]
+    afd_chips = p[P_AFD_CHIPS]
+    # dense layers run rank by rank, except on the FFN chips of an attention–FFN split
+    dense_tokens = new_tokens if afd_chips > 0.0 else peak_tokens
+    lin_flops = (dense_tokens * (p[P_LIN_FLOPS_PER_TOKEN] - p[P_EXPERT_FLOPS_PER_TOKEN])
+                 + new_tokens * p[P_EXPERT_FLOPS_PER_TOKEN] + n_seqs * p[P_HEAD_FLOPS_PER_SEQ])
     weight_bytes = p[P_DENSE_WEIGHT_BYTES]
     if p[P_DENSE_COPIES] > 1.0:
         weight_bytes *= p[P_DENSE_COPIES]
@@ -173,15 +222,14 @@ def step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: float
             lin_flops += extra * new_tokens * p[P_EXPERT_FLOPS_PER_TOKEN]
             expert_bytes += extra * expert_bytes
         weight_bytes += expert_bytes
-    kv_bytes = (kv_read_tokens + new_tokens) * p[P_KV_BYTES_PER_TOKEN]
-    attn_flops = attn_pairs * p[P_ATTN_FLOPS_PER_PAIR]
+    kv_bytes = (peak_kv_read_tokens + peak_tokens) * p[P_KV_BYTES_PER_TOKEN]
+    attn_flops = peak_pairs * p[P_ATTN_FLOPS_PER_PAIR]
 
     t_side = 0.0    # attention on separate GPUs (attention–FFN split)
     t_comm = 0.0
-    afd_chips = p[P_AFD_CHIPS]
     if afd_chips > 0.0:
-        proj_flops = new_tokens * p[P_AFD_ATTN_FLOPS_PER_TOKEN]
-        lin_flops -= proj_flops
+        lin_flops -= new_tokens * p[P_AFD_ATTN_FLOPS_PER_TOKEN]
+        proj_flops = peak_tokens * p[P_AFD_ATTN_FLOPS_PER_TOKEN]
         weight_bytes -= p[P_AFD_ATTN_WEIGHT_BYTES]
         # data-parallel attention: every GPU reads all attention weights and its own KV
         t_side = roofline_s((proj_flops / p[P_AFD_PEAK_FLOPS]
@@ -201,10 +249,12 @@ def step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: float
 
     tp = p[P_TP]
     if tp > 1.0:
-        ring_bytes = 2.0 * (tp - 1.0) / tp * new_tokens * p[P_HIDDEN] * p[P_ACT_BYTES]
+        # each data-parallel group of tp chips all-reduces its own tokens
+        group_tokens = dense_tokens / max(p[P_DENSE_COPIES], 1.0)
+        ring_bytes = 2.0 * (tp - 1.0) / tp * group_tokens * p[P_HIDDEN] * p[P_ACT_BYTES]
         t_comm += 2.0 * p[P_LAYERS] * (ring_bytes / p[P_ALLREDUCE_BW] + p[P_ALLREDUCE_LATENCY_S])
     if ep > 1.0:
-        t_comm += 2.0 * p[P_MOE_LAYERS] * all_to_all_s(p, new_tokens)
+        t_comm += 2.0 * p[P_MOE_LAYERS] * all_to_all_s(p, peak_tokens)
     if p[P_PP_STAGES] > 1.0:
         hop_bytes = new_tokens * p[P_HIDDEN] * p[P_ACT_BYTES]
         t_comm += (p[P_PP_STAGES] - 1.0) * (hop_bytes / p[P_PP_HOP_BW]
