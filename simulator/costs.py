@@ -32,6 +32,7 @@ __all__ = [
     "lpu_chips_for",
     "pool_cost_vector",
     "replica_cost_vector",
+    "weight_bytes",
     "weights_per_chip_bytes",
 ]
 
@@ -61,7 +62,10 @@ def replica_cost_vector(model: ModelCard, system: SystemProfile, precision: Prec
         p[k.P_MOE_LAYERS] = model.moe_layers
         p[k.P_EXPERTS] = moe.num_experts
         p[k.P_TOP_K] = moe.experts_per_token
-        p[k.P_EXPERT_BYTES] = model.expert_params * bpp
+        p[k.P_EXPERT_BYTES] = model.expert_params * precision.expert_bytes_per_param
+        p[k.P_EXPERT_FLOPS_PER_TOKEN] = (2.0 * model.moe_layers * moe.experts_per_token
+                                         * model.expert_params)
+        p[k.P_EXPERT_PEAK_FLOPS] = system.flops_for(precision.expert_dtype)
     p[k.P_ATTN_FLOPS_PER_PAIR] = model.num_layers * model.attn_flops_per_pair_per_layer
     p[k.P_KV_BYTES_PER_TOKEN] = (model.kv_bytes_per_token(precision.kv_bytes_per_value)
                                  * model.kv_copies(tp))
@@ -133,8 +137,6 @@ def _expert_parallel(p: np.ndarray, model: ModelCard, system: SystemProfile, chi
     if moe is None:
         raise ScenarioError(None, "parallelism.ep", f"1 for the dense model {model.name}", ep)
     p[k.P_DENSE_COPIES] = chips // tp
-    p[k.P_EXPERT_FLOPS_PER_TOKEN] = (2.0 * model.moe_layers * moe.experts_per_token
-                                     * model.expert_params)
     p[k.P_EP] = ep
     p[k.P_EP_IMBALANCE] = imbalance
     p[k.P_EP_DOMAIN] = system.scaleup_domain_chips
@@ -170,10 +172,17 @@ def _attention_split(p: np.ndarray, model: ModelCard, precision: Precision,
     p[k.P_AFD_OVERLAP] = gpu.compute_memory_overlap
 
 
+def weight_bytes(model: ModelCard, precision: Precision) -> float:
+    """All of a model's weights, the routed experts at their own format."""
+    if precision.experts is None:
+        return model.weight_bytes(precision.weight_bytes_per_param)
+    return model.weight_bytes(precision.weight_bytes_per_param, precision.expert_bytes_per_param)
+
+
 def ffn_weight_bytes(model: ModelCard, precision: Precision) -> float:
     """Everything but the attention layers: what FFN chips hold under the attention–FFN split."""
     attn = model.num_layers * model.attention_params_per_layer
-    return (model.total_params - attn) * precision.weight_bytes_per_param
+    return weight_bytes(model, precision) - attn * precision.weight_bytes_per_param
 
 
 def ffn_chips_for(model: ModelCard, system: SystemProfile, precision: Precision) -> int:
@@ -203,17 +212,17 @@ def weights_per_chip_bytes(model: ModelCard, precision: Precision, shards: int,
     """Weights each chip holds. Spread evenly over ``shards`` by default; with expert
     parallelism, the routed experts split over ``ep`` chips and the rest over ``tp``."""
     _check_split(shards, 1)
-    bpp = precision.weight_bytes_per_param
     if ep <= 1:
-        return model.weight_bytes(bpp) / shards
-    return (model.non_expert_params / (tp or 1) + model.routed_expert_params / ep) * bpp
+        return weight_bytes(model, precision) / shards
+    return (model.non_expert_params / (tp or 1) * precision.weight_bytes_per_param
+            + model.routed_expert_params / ep * precision.expert_bytes_per_param)
 
 
 def kv_capacity_tokens(model: ModelCard, system: SystemProfile, precision: Precision,
                        chips: int, tp: int | None = None, ep: int = 1) -> int:
     """KV tokens one replica holds: usable memory of its chips less the weights."""
     held = chips * weights_per_chip_bytes(model, precision, chips, tp, ep) if ep > 1 else (
-        model.weight_bytes(precision.weight_bytes_per_param))
+        weight_bytes(model, precision))
     room = chips * system.memory_bytes * system.memory_usable_fraction - held
     per_token = model.kv_bytes_per_token(precision.kv_bytes_per_value) * model.kv_copies(tp or 1)
     return max(int(room // per_token), 0)
@@ -222,7 +231,7 @@ def kv_capacity_tokens(model: ModelCard, system: SystemProfile, precision: Preci
 def lpu_chips_for(model: ModelCard, system: SystemProfile, precision: Precision,
                   reserve_tokens: int) -> int:
     """Fewest chips whose usable SRAM holds the weights and ``reserve_tokens`` of KV."""
-    need = (model.weight_bytes(precision.weight_bytes_per_param)
+    need = (weight_bytes(model, precision)
             + reserve_tokens * model.kv_bytes_per_token(precision.kv_bytes_per_value))
     return _chips_holding(need, system)
 

@@ -178,8 +178,13 @@ class ModelCard:
         groups = 1 if self.mla is not None else self.num_kv_heads
         return max(1, -(-tp // groups))
 
-    def weight_bytes(self, bytes_per_param: float) -> float:
-        return self.total_params * bytes_per_param
+    def weight_bytes(self, bytes_per_param: float,
+                     expert_bytes_per_param: float | None = None) -> float:
+        """All weights; the routed experts at their own width when one is given."""
+        if expert_bytes_per_param is None:
+            return self.total_params * bytes_per_param
+        return (self.non_expert_params * bytes_per_param
+                + self.routed_expert_params * expert_bytes_per_param)
 
 
 _TOP_INT_KEYS = (

@@ -84,7 +84,7 @@ class Items:
 # A mapping whose keys are free (policy options, tier shares): anything below it goes.
 ANY_KEYS: Any = object()
 
-PRECISION_KEYS = ("weights", "kv_cache")
+PRECISION_KEYS = ("weights", "experts", "kv_cache")
 ARRIVAL_KEYS_BY_PROCESS = {
     "poisson": ("process", "rate_per_s"),
     "gamma": ("process", "rate_per_s", "cv"),

@@ -34,6 +34,7 @@ from simulator.costs import (
     ffn_weight_bytes,
     kv_capacity_tokens,
     lpu_chips_for,
+    weight_bytes,
     weights_per_chip_bytes,
 )
 from simulator.errors import ScenarioError, did_you_mean
@@ -197,16 +198,20 @@ def _kv_tiers(sec: Section, role: str) -> tuple[KVTierSpec, ...]:
 
 
 def _check_dtype(sec: Section, name: str, system: SystemProfile, precision: Precision) -> None:
-    try:
-        system.flops_for(precision.weights)
-    except ScenarioError:
-        have = ", ".join(sorted(system.dense_flops_per_s))
-        raise ScenarioError(
-            sec.file, "precision.weights",
-            f"a weight dtype that {system.chip_name} computes in ({have}), as pool {name!r} "
-            f"runs on {system.name}", precision.weights,
-            f"{system.chip_name} has no {precision.weights} datapath; choose one of {have} "
-            f"or another system for pool {name!r}.") from None
+    formats = [("weights", precision.weights)]
+    if precision.experts is not None:
+        formats.append(("experts", precision.experts))
+    for key, dtype in formats:
+        try:
+            system.flops_for(dtype)
+        except ScenarioError:
+            have = ", ".join(sorted(system.dense_flops_per_s))
+            raise ScenarioError(
+                sec.file, f"precision.{key}",
+                f"a dtype that {system.chip_name} computes in ({have}), as pool {name!r} "
+                f"runs on {system.name}", dtype,
+                f"{system.chip_name} has no {dtype} datapath; choose one of {have} "
+                f"or another system for pool {name!r}.") from None
 
 
 def _usable_bytes(system: SystemProfile) -> float:
@@ -254,7 +259,7 @@ def _gpu_tp(sec: Section, model: ModelCard, system: SystemProfile,
         raise par.fail(
             "tp", "a tensor-parallel degree whose weight shard fits one GPU's usable memory",
             tp, f"{model.name} at {precision.weights} needs "
-            f"{_gb(model.weight_bytes(precision.weight_bytes_per_param))} of weights, "
+            f"{_gb(weight_bytes(model, precision))} of weights, "
             f"{_gb(per_chip)} per chip at tp={tp}, but one {system.chip_name} holds "
             f"{_memory_text(system)}; {advice}.")
     return tp, 1, 1.0
@@ -288,7 +293,7 @@ def _lpu_chips(sec: Section, model: ModelCard, system: SystemProfile, precision:
     chips = sec.integer("chips_per_replica", meaning="LPUs per replica, or auto")
     usable = _usable_bytes(system)
     total = (ffn_weight_bytes(model, precision) if ffn_only
-             else model.weight_bytes(precision.weight_bytes_per_param))
+             else weight_bytes(model, precision))
     if total / chips > usable:
         least = math.ceil(total / usable)
         raise sec.fail(

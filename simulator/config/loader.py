@@ -120,7 +120,13 @@ def build_scenario(raw: dict[str, Any], file: Path) -> Scenario:
     model_ref = top.text("model")
     model = load_model(model_ref, file, "model")
     prec = top.section("precision", PRECISION_KEYS)
-    precision = Precision(weights=prec.text("weights", "fp8", choices=DTYPE_BYTES),
+    weights = prec.text("weights", "fp8", choices=DTYPE_BYTES)
+    experts = prec.text("experts", weights, choices=DTYPE_BYTES) if prec.has("experts") else None
+    if experts is not None and model.moe is None:
+        raise prec.fail("experts", f"no experts format for the dense model {model.name}",
+                        experts, "Only a mixture-of-experts model has routed experts; set "
+                        "precision.weights alone.")
+    precision = Precision(weights=weights, experts=experts,
                           kv_cache=prec.text("kv_cache", "fp8", choices=KV_DTYPE_BYTES))
     tiers, tiers_resolved = _tiers(top, file)
     workload, workload_resolved = _workload(top.section("workload", WORKLOAD_KEYS), tiers)
@@ -141,7 +147,9 @@ def build_scenario(raw: dict[str, Any], file: Path) -> Scenario:
         "name": name,
         "seed": seed,
         "model": model_ref,
-        "precision": {"weights": precision.weights, "kv_cache": precision.kv_cache},
+        "precision": {"weights": precision.weights,
+                      **({"experts": precision.experts} if precision.experts else {}),
+                      "kv_cache": precision.kv_cache},
         "workload": workload_resolved,
         "pools": pools_resolved,
         "links": links_resolved,

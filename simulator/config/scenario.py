@@ -39,12 +39,25 @@ KV_DTYPE_BYTES = {**DTYPE_BYTES, "int3": 0.375}
 
 @dataclass(frozen=True)
 class Precision:
+    """Storage and math formats. ``experts`` is the routed experts' format when it differs
+    from the rest of the weights (NVFP4 and MXFP4 checkpoints of MoE models quantise the
+    experts only); None means the same as ``weights``."""
+
     weights: str = "fp8"
     kv_cache: str = "fp8"
+    experts: str | None = None
 
     @property
     def weight_bytes_per_param(self) -> float:
         return DTYPE_BYTES[self.weights]
+
+    @property
+    def expert_dtype(self) -> str:
+        return self.weights if self.experts is None else self.experts
+
+    @property
+    def expert_bytes_per_param(self) -> float:
+        return DTYPE_BYTES[self.expert_dtype]
 
     @property
     def kv_bytes_per_value(self) -> float:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from simulator.config.checks import Section
+from simulator.config.checks import PRECISION_KEYS, Section
 from simulator.config.loader import read_mapping
 from simulator.errors import ScenarioError
 
@@ -116,7 +116,7 @@ def load_figure(path: str | Path) -> Figure:
         requests=top.integer("requests") if top.has("requests") else None,
         ttft_p99_s=limits.number("ttft_p99_s") if limits.has("ttft_p99_s") else None,
         tpot_p99_s=limits.number("tpot_p99_s") if limits.has("tpot_p99_s") else None,
-        pool=pool, precision=dict(top.section("precision", ("weights", "kv_cache")).data),
+        pool=pool, precision=dict(top.section("precision", PRECISION_KEYS).data),
         lengths=lengths, assumptions=str(top.get("assumptions", "")), path=file)
 
 

@@ -59,6 +59,8 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
 
     # linear layers: every new token through the dense path, lm_head for samplers only
     expert_flops = tokens * p[k.P_EXPERT_FLOPS_PER_TOKEN]
+    if p[k.P_EXPERT_PEAK_FLOPS] > 0:   # experts in their own format: time at their own peak
+        expert_flops *= p[k.P_PEAK_FLOPS] / p[k.P_EXPERT_PEAK_FLOPS]
     dense_tokens = tokens if p[k.P_AFD_CHIPS] > 0 else local_tokens
     flops = (dense_tokens * (p[k.P_LIN_FLOPS_PER_TOKEN] - p[k.P_EXPERT_FLOPS_PER_TOKEN])
              + straggler * expert_flops + samples * p[k.P_HEAD_FLOPS_PER_SEQ])

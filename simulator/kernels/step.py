@@ -104,7 +104,8 @@ P_OVERLAP = 51               # share of the shorter of math and memory time hidd
 P_AFD_OVERLAP = 52           # the same, on the attention GPUs
 P_ATTN_PEAK_FLOPS = 53       # per chip, dense, at the attention math's dtype (see costs)
 P_AFD_ATTN_PEAK_FLOPS = 54   # the same, on the attention GPUs
-N_PARAMS = 55
+P_EXPERT_PEAK_FLOPS = 55     # per chip, dense, at the routed experts' dtype (0: as P_PEAK_FLOPS)
+N_PARAMS = 56
 
 # Slots of the running sums a replica keeps, which a decode stretch advances in place.
 ACC_NOW_S = 0         # absolute simulated time at the end of the last step
@@ -207,8 +208,14 @@ def _step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: floa
     afd_chips = p[P_AFD_CHIPS]
     # dense layers run rank by rank, except on the FFN chips of an attention–FFN split
     dense_tokens = new_tokens if afd_chips > 0.0 else peak_tokens
+    # routed experts in their own format (an FP4 expert checkpoint): their FLOPs counted
+    # at the dense peak's rate, so FP4 experts on an FP8 model cost half
+    expert_scale = 1.0
+    if p[P_EXPERT_PEAK_FLOPS] > 0.0:
+        expert_scale = p[P_PEAK_FLOPS] / p[P_EXPERT_PEAK_FLOPS]
+    expert_flops = new_tokens * p[P_EXPERT_FLOPS_PER_TOKEN] * expert_scale
     lin_flops = (dense_tokens * (p[P_LIN_FLOPS_PER_TOKEN] - p[P_EXPERT_FLOPS_PER_TOKEN])
-                 + new_tokens * p[P_EXPERT_FLOPS_PER_TOKEN] + n_seqs * p[P_HEAD_FLOPS_PER_SEQ])
+                 + expert_flops + n_seqs * p[P_HEAD_FLOPS_PER_SEQ])
     weight_bytes = p[P_DENSE_WEIGHT_BYTES]
     if p[P_DENSE_COPIES] > 1.0:
         weight_bytes *= p[P_DENSE_COPIES]
@@ -219,7 +226,7 @@ def _step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: floa
         if ep > 1.0 and p[P_EP_IMBALANCE] > 1.0:
             # the step waits for the busiest rank, which holds imbalance × its share
             extra = p[P_EP_IMBALANCE] - 1.0
-            lin_flops += extra * new_tokens * p[P_EXPERT_FLOPS_PER_TOKEN]
+            lin_flops += extra * expert_flops
             expert_bytes += extra * expert_bytes
         weight_bytes += expert_bytes
     kv_bytes = (peak_kv_read_tokens + peak_tokens) * p[P_KV_BYTES_PER_TOKEN]
