@@ -41,10 +41,8 @@ def test_every_shipped_profile_loads_with_provenance(path: Path) -> None:
     assert isinstance(profile, SystemProfile)
     assert profile.name == path.stem == _raw(path.stem)["name"]
     assert profile.kind in ("gpu", "lpu")
-    # 1 chips_per_system + 9 chip + 3 system + 6 efficiency figures, plus one per dtype,
-    # and the in-network reduction where the scale-up switches have it.
-    assert len(profile.figures) == (19 + len(profile.dense_flops_per_s)
-                                    + profile.scaleup_in_network_reduction)
+    # 1 chips_per_system + 9 chip + 3 system + 6 efficiency figures, plus one per dtype.
+    assert len(profile.figures) == 19 + len(profile.dense_flops_per_s)
     for key, figure in profile.figures.items():
         assert figure.source in profile.sources, key
         assert figure.tag in TAGS, key
@@ -230,18 +228,6 @@ def test_cerebras_is_one_wafer_per_system_and_matches_its_405b_speed() -> None:
     # 907 + 20 + 105 + 2 µs = 1,034 µs -> 967 tok/s, within 1 % of the reported 969.
     assert 1 / token_s == pytest.approx(969, rel=0.01)
 
-def test_only_nvswitch_systems_reduce_in_the_network() -> None:
-    # NVLink SHARP from the third-generation NVSwitch (Hopper) on; AMD's Infinity Fabric
-    # mesh, TPU ICI and the LPUs forward only, and leave the key out
-    reduce = {name for name in SHIPPED if load_profile(name).scaleup_in_network_reduction}
-    assert reduce == {"h100-sxm", "h200-sxm", "b200", "b300", "gb200-nvl72", "gb300-nvl72",
-                      "vera-rubin-nvl72"}
-    figure = load_profile("h200-sxm").figures["system.scaleup_in_network_reduction"]
-    assert (figure.value, figure.tag) == (1.0, "vendor")
-    assert load_profile("vera-rubin-nvl72").figures[
-        "system.scaleup_in_network_reduction"].tag == "estimate"
-
-
 def test_numeric_strings_are_accepted(tmp_path: Path) -> None:
     data = _raw("h100-sxm")
     data["chip"]["dense_flops_per_s"]["bf16"]["value"] = "989.4e12"
@@ -301,8 +287,6 @@ def test_missing_tag_is_refused(tmp_path: Path) -> None:
         (lambda d: d["chip"]["max_power_w"].update(value="lots"), "chip.max_power_w.value"),
         (lambda d: d.update(kind="tpu"), "kind"),
         (lambda d: d["system"].pop("price_usd"), "system.price_usd"),
-        (lambda d: d["system"]["scaleup_in_network_reduction"].update(value=0.5),
-         "system.scaleup_in_network_reduction.value"),
     ],
 )
 def test_other_faults_name_the_key(tmp_path: Path, mutate: Any, key: str) -> None:

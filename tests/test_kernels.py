@@ -20,7 +20,6 @@ from simulator.kernels import (
     HIST_LO_LOG10,
     N_ACC,
     N_PARAMS,
-    P_ALLREDUCE_IN_NETWORK,
     P_ATTN_FLOPS_PER_PAIR,
     P_ATTN_PEAK_FLOPS,
     P_CHIPS,
@@ -36,7 +35,6 @@ from simulator.kernels import (
     P_SHARDS,
     P_STEP_OVERHEAD_S,
     P_TP,
-    allreduce_send_share,
     decode_span,
     histogram_add,
     histogram_quantiles,
@@ -147,12 +145,6 @@ def with_overlap(p: np.ndarray, overlap: float) -> np.ndarray:
     return q
 
 
-def reducing_in_switch(p: np.ndarray) -> np.ndarray:
-    q = p.copy()
-    q[P_ALLREDUCE_IN_NETWORK] = 1.0
-    return q
-
-
 VECTORS = {
     "dense-tp1": gpu_dense(1),
     "dense-tp8": gpu_dense(8),
@@ -165,8 +157,6 @@ VECTORS = {
     "dense-tp1-serial": with_overlap(gpu_dense(1), 0.0),
     "moe-ep64-part-overlap": with_overlap(gpu_moe_ep(64, 1.0), 0.4),
     "moe-ep64-fp4": at_fp4(with_overlap(gpu_moe_ep(64, 1.0), 0.0)),
-    "dense-tp8-switch": reducing_in_switch(gpu_dense(8)),
-    "dense-tp2-switch": reducing_in_switch(gpu_dense(2)),
 }
 
 
@@ -240,21 +230,6 @@ def test_long_prefill_is_compute_bound():
     lin_only[P_TP] = 1.0
     time_s, _ = step_cost(lin_only, 1.0, 8192.0, 33_558_528.0, 0.0)
     assert time_s == pytest.approx(1.1215040e15 / 1.029028e16, rel=1e-7)
-
-
-def test_switch_reduction_sends_each_message_once():
-    # Per byte of message a ring sends 2(tp − 1)/tp; in-switch reduction (tp + 1)/tp, and
-    # the cheaper of the two is used: at tp 2 the ring (1 < 1.5), at tp 8 the switch.
-    assert allreduce_send_share(8.0, 0.0) == 1.75
-    assert allreduce_send_share(8.0, 1.0) == 1.125
-    assert allreduce_send_share(4.0, 1.0) == 1.25
-    assert allreduce_send_share(2.0, 1.0) == 1.0
-    # The 8,192-token prefill of test_long_prefill_is_compute_bound, whose all-reduces took
-    # 160 × (1.75 × 8192 × 8192 × 2 B / 337.5e9 + 8e-6) = 0.1126310 s over a ring, takes
-    # 160 × (1.125 × 8192 × 8192 × 2 B / 337.5e9 + 8e-6) = 0.0728627 s with the switch.
-    args = (1.0, 8192.0, 33_558_528.0, 0.0)
-    saved_s = step_cost(gpu_dense(8), *args)[0] - step_cost(VECTORS["dense-tp8-switch"], *args)[0]
-    assert saved_s == pytest.approx(0.1126310 - 0.0728627, rel=1e-5)
 
 
 def test_serial_roofline_adds_the_shorter_stream():
