@@ -78,7 +78,6 @@ def replica_cost_vector(model: ModelCard, system: SystemProfile, precision: Prec
     p[k.P_TP] = tp
     p[k.P_ALLREDUCE_BW] = system.scaleup_bandwidth_bytes_per_s * system.network_efficiency
     p[k.P_ALLREDUCE_LATENCY_S] = system.scaleup_latency_s
-    p[k.P_ALLREDUCE_IN_NETWORK] = 1.0 if system.scaleup_in_network_reduction else 0.0
     p[k.P_LAYERS] = model.num_layers
     p[k.P_HIDDEN] = model.hidden_size
     p[k.P_ACT_BYTES] = ACTIVATION_BYTES

@@ -36,7 +36,6 @@ _NON_NEGATIVE = "a number >= 0"
 _FRACTION = "a number in (0, 1]"
 _SHARE = "a number in [0, 1]"
 _COUNT = "a whole number >= 1"
-_SWITCH = "1 (the scale-up switches reduce in the network) or 0"
 
 _CHIP_FIGURES = {
     "memory_bytes": _POSITIVE,
@@ -54,8 +53,6 @@ _SYSTEM_FIGURES = {
     "overhead_power_w": _NON_NEGATIVE,
     "price_usd": _POSITIVE,
 }
-# Optional: absent means the scale-up fabric only forwards (all-reduce over a ring).
-_IN_NETWORK_REDUCTION = "scaleup_in_network_reduction"
 _EFFICIENCY_FIGURES = {
     "compute": _FRACTION,
     "memory": _FRACTION,
@@ -103,7 +100,6 @@ class SystemProfile:
     scaleup_bandwidth_bytes_per_s: float
     scaleup_latency_s: float
     scaleup_domain_chips: int
-    scaleup_in_network_reduction: bool
     scaleout_bandwidth_bytes_per_s: float
     scaleout_latency_s: float
     idle_power_w: float
@@ -276,14 +272,9 @@ class _Reader:
                             per_chip["idle_power_w"])
 
         system = self.mapping(self.require(top, "system", "", "a mapping"), "system",
-                              (*_SYSTEM_FIGURES, _IN_NETWORK_REDUCTION))
+                              tuple(_SYSTEM_FIGURES))
         per_system = {name: self.figure(system, name, "system", check)
                       for name, check in _SYSTEM_FIGURES.items()}
-        in_network = 0.0
-        if _IN_NETWORK_REDUCTION in system:
-            in_network = self.figure(system, _IN_NETWORK_REDUCTION, "system", _SHARE)
-            if in_network not in (0.0, 1.0):
-                raise self.fail(f"system.{_IN_NETWORK_REDUCTION}.value", _SWITCH, in_network)
         efficiency = self.mapping(self.require(top, "efficiency", "", "a mapping"), "efficiency",
                                   tuple(_EFFICIENCY_FIGURES))
         eta = {name: self.figure(efficiency, name, "efficiency", check)
@@ -302,7 +293,6 @@ class _Reader:
             scaleup_bandwidth_bytes_per_s=per_chip["scaleup_bandwidth_bytes_per_s"],
             scaleup_latency_s=per_chip["scaleup_latency_s"],
             scaleup_domain_chips=int(per_system["scaleup_domain_chips"]),
-            scaleup_in_network_reduction=in_network == 1.0,
             scaleout_bandwidth_bytes_per_s=per_chip["scaleout_bandwidth_bytes_per_s"],
             scaleout_latency_s=per_chip["scaleout_latency_s"],
             idle_power_w=per_chip["idle_power_w"],

@@ -100,7 +100,6 @@ def gpu_system() -> SimpleNamespace:
         name="gpu", kind="gpu", chips_per_system=8,
         memory_bytes=80e9, memory_bandwidth_bytes_per_s=3.0e12, memory_usable_fraction=0.9,
         scaleup_bandwidth_bytes_per_s=400e9, scaleup_latency_s=5e-6,
-        scaleup_in_network_reduction=False,
         idle_power_w=150.0, max_power_w=700.0,
         compute_efficiency=0.6, memory_efficiency=0.8, network_efficiency=0.75,
         step_overhead_s=2e-4, layer_sync_latency_s=0.0, compute_memory_overlap=1.0,

@@ -109,12 +109,8 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
     if tp > 1:
         group_tokens = dense_tokens / max(p[k.P_DENSE_COPIES], 1.0)   # one tp group's own
         message_bytes = group_tokens * p[k.P_HIDDEN] * p[k.P_ACT_BYTES]
-        # a ring: reduce-scatter then all-gather, tp − 1 shards each way; switches that
-        # reduce in the network: the whole message up, one reduced shard back per chip
-        ring_bytes = 2 * (tp - 1) * (message_bytes / tp)
-        switch_bytes = message_bytes + message_bytes / tp
-        sent = min(ring_bytes, switch_bytes) if p[k.P_ALLREDUCE_IN_NETWORK] else ring_bytes
-        per_reduce_s = sent / p[k.P_ALLREDUCE_BW] + p[k.P_ALLREDUCE_LATENCY_S]
+        per_reduce_s = (2 * (tp - 1) * (message_bytes / tp) / p[k.P_ALLREDUCE_BW]
+                        + p[k.P_ALLREDUCE_LATENCY_S])
         for _layer in range(int(p[k.P_LAYERS])):
             comm_s += 2 * per_reduce_s
     if ep > 1:

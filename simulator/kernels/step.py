@@ -105,8 +105,7 @@ P_AFD_OVERLAP = 52           # the same, on the attention GPUs
 P_ATTN_PEAK_FLOPS = 53       # per chip, dense, at the attention math's dtype (see costs)
 P_AFD_ATTN_PEAK_FLOPS = 54   # the same, on the attention GPUs
 P_EXPERT_PEAK_FLOPS = 55     # per chip, dense, at the routed experts' dtype (0: as P_PEAK_FLOPS)
-P_ALLREDUCE_IN_NETWORK = 56  # 1: the scale-up switches reduce in the network (NVLink SHARP)
-N_PARAMS = 57
+N_PARAMS = 56
 
 # Slots of the running sums a replica keeps, which a decode stretch advances in place.
 ACC_NOW_S = 0         # absolute simulated time at the end of the last step
@@ -133,21 +132,6 @@ def roofline_s(compute_s: float, memory_s: float, overlap: float) -> float:
     """Time of work needing ``compute_s`` of math and ``memory_s`` of memory traffic, of
     which ``overlap`` of the shorter runs under the longer (1: the ideal roofline)."""
     return max(compute_s, memory_s) + (1.0 - overlap) * min(compute_s, memory_s)
-
-
-@njit(cache=True)
-def allreduce_send_share(tp: float, in_network: float) -> float:
-    """Bytes each of ``tp`` chips sends per byte of an all-reduced message.
-
-    A ring sends 2(tp − 1)/tp: a reduce-scatter and an all-gather of the tp − 1 shards it
-    does not own. Switches that reduce in the network (NVLink SHARP) take each chip's
-    whole message once and return its reduced shard to every chip: (tp + 1)/tp, 1.125 at
-    tp 8 against the ring's 1.75. The collective library picks the cheaper of the two.
-    """
-    ring = 2.0 * (tp - 1.0) / tp
-    if in_network > 0.0:
-        return min(ring, (tp + 1.0) / tp)
-    return ring
 
 
 @njit(cache=True)
@@ -274,8 +258,7 @@ def _step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: floa
     if tp > 1.0:
         # each data-parallel group of tp chips all-reduces its own tokens
         group_tokens = dense_tokens / max(p[P_DENSE_COPIES], 1.0)
-        share = allreduce_send_share(tp, p[P_ALLREDUCE_IN_NETWORK])
-        ring_bytes = share * group_tokens * p[P_HIDDEN] * p[P_ACT_BYTES]
+        ring_bytes = 2.0 * (tp - 1.0) / tp * group_tokens * p[P_HIDDEN] * p[P_ACT_BYTES]
         t_comm += 2.0 * p[P_LAYERS] * (ring_bytes / p[P_ALLREDUCE_BW] + p[P_ALLREDUCE_LATENCY_S])
     if ep > 1.0:
         t_comm += 2.0 * p[P_MOE_LAYERS] * all_to_all_s(p, peak_tokens)
