@@ -12,13 +12,17 @@ import pytest
 from conftest import aggregated
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_kernels import gpu_moe
 
 import simulator.kernels as kernels
 from simulator import simulate
 from simulator.costs import pool_cost_vector
 from simulator.kernels import (
     N_PARAMS,
+    P_CHIPS,
     P_DENSE_COPIES,
+    P_OVERLAP,
+    P_SHARDS,
     P_TP,
     busiest_rank_load,
     dp_ranks,
@@ -36,18 +40,13 @@ def _vector(**slots: float) -> np.ndarray:
 
 
 def moe_dp(chips: int, tp: int) -> np.ndarray:
-    """A DeepSeek-like MoE on ``chips`` GPUs: experts over all of them, the dense layers
-    tensor-parallel over ``tp`` and copied chips / tp times (data-parallel attention)."""
-    return _vector(
-        P_LIN_FLOPS_PER_TOKEN=2 * 36.5e9, P_HEAD_FLOPS_PER_SEQ=2 * 7168 * 129_280,
-        P_DENSE_WEIGHT_BYTES=16.5e9, P_MOE_LAYERS=58, P_EXPERTS=256, P_TOP_K=8,
-        P_EXPERT_BYTES=44_040_192.0, P_ATTN_FLOPS_PER_PAIR=61 * 278_528.0,
-        P_KV_BYTES_PER_TOKEN=61 * 576.0,
-        P_SHARDS=chips, P_PEAK_FLOPS=1978.9e12, P_ATTN_PEAK_FLOPS=1978.9e12, P_MEM_BW=4.8e12,
-        P_ETA_COMPUTE=0.55, P_ETA_MEMORY=0.65, P_TP=tp,
-        P_ALLREDUCE_BW=900e9 * 0.75, P_ALLREDUCE_LATENCY_S=8e-6,
-        P_LAYERS=61, P_HIDDEN=7168, P_ACT_BYTES=2.0, P_STEP_OVERHEAD_S=300e-6,
-        P_IDLE_W=175.0, P_MAX_W=700.0, P_CHIPS=chips, P_OVERLAP=0.5,
+    """test_kernels' DeepSeek-like MoE on ``chips`` H100s: experts over all of them, the
+    dense layers tensor-parallel over ``tp`` and copied chips / tp times (data-parallel
+    attention), one 8-GPU NVLink domain, a serial roofline half overlapped."""
+    p = gpu_moe(tp)
+    p[P_SHARDS] = p[P_CHIPS] = chips
+    p[P_OVERLAP] = 0.5
+    return p + _vector(
         P_DENSE_COPIES=chips // tp, P_EXPERT_FLOPS_PER_TOKEN=2 * 58 * 8 * 44_040_192.0,
         P_EP=chips, P_EP_IMBALANCE=1.0, P_EP_DOMAIN=8,
         P_EP_FAST_BW=900e9 * 0.75, P_EP_FAST_LATENCY_S=8e-6,
@@ -91,8 +90,8 @@ def test_a_prompt_on_one_rank_holds_up_the_step():
     ranked_s, _ = step_cost_ranked(p, *total, *rank)
     # Dense FLOPs per token 2·36.5e9 − 2·58·8·44,040,192 = 3.21307e10; the busiest rank has
     # 1,008 tokens, so the step does 8 × 1,008 − 1,064 = 7,000 tokens' more dense math at
-    # 8 × 1978.9e12 × 0.55 FLOP/s: ≥ 7,000 × 3.21307e10 / 8.70716e15 = 25.8 ms more.
-    assert ranked_s - balanced_s > 0.0258
+    # 8 × 1978.9e12 × 0.65 FLOP/s: ≥ 7,000 × 3.21307e10 / 1.029028e16 = 21.9 ms more.
+    assert ranked_s - balanced_s > 0.0218
     # decode alone is balanced, so both forms agree exactly
     decode = (n, n, kv + n, kv)
     assert step_cost_ranked(p, *decode, n / 8, (kv + n) / 8, kv / 8) == step_cost(p, *decode)
@@ -105,8 +104,8 @@ def test_tensor_parallel_groups_all_reduce_their_own_tokens():
     q[P_TP] = 1.0   # the same step without the all-reduces
     args = (0.0, 4000.0, 4000 * 4001 / 2, 0.0)
     ring_s = step_cost(p, *args)[0] - step_cost(q, *args)[0]
-    # 2 × 61 layers × (2 × 1/2 × 1,000 × 7,168 × 2 B / 675e9 + 8e-6) = 3.5672e-3 s
-    assert ring_s == pytest.approx(2 * 61 * (1000 * 7168 * 2 / 675e9 + 8e-6), rel=1e-9)
+    # 2 × 61 layers × (2 × 1/2 × 1,000 × 7,168 × 2 B / 337.5e9 + 8e-6) = 6.1583e-3 s
+    assert ring_s == pytest.approx(2 * 61 * (1000 * 7168 * 2 / 337.5e9 + 8e-6), rel=1e-9)
     assert p[P_DENSE_COPIES] == 4.0
 
 
