@@ -12,13 +12,11 @@ import pytest
 from conftest import aggregated
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_kernels import gpu_moe
+from test_kernels import _vector, gpu_moe
 
-import simulator.kernels as kernels
 from simulator import simulate
 from simulator.costs import pool_cost_vector
 from simulator.kernels import (
-    N_PARAMS,
     P_CHIPS,
     P_DENSE_COPIES,
     P_OVERLAP,
@@ -30,13 +28,6 @@ from simulator.kernels import (
     step_cost_ranked,
 )
 from simulator.kernels.reference import step_cost_ref
-
-
-def _vector(**slots: float) -> np.ndarray:
-    p = np.zeros(N_PARAMS)
-    for name, value in slots.items():
-        p[getattr(kernels, name)] = value
-    return p
 
 
 def moe_dp(chips: int, tp: int) -> np.ndarray:

@@ -121,7 +121,7 @@ def build_scenario(raw: dict[str, Any], file: Path) -> Scenario:
     model = load_model(model_ref, file, "model")
     prec = top.section("precision", PRECISION_KEYS)
     weights = prec.text("weights", "fp8", choices=DTYPE_BYTES)
-    experts = prec.text("experts", weights, choices=DTYPE_BYTES) if prec.has("experts") else None
+    experts = prec.text("experts", choices=DTYPE_BYTES) if prec.has("experts") else None
     if experts is not None and model.moe is None:
         raise prec.fail("experts", f"no experts format for the dense model {model.name}",
                         experts, "Only a mixture-of-experts model has routed experts; set "

@@ -47,7 +47,7 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
     n_ranks = 1.0
     if ranks is not None:
         rank_of = np.asarray(ranks, dtype=np.int64)
-        n_ranks = p[k.P_AFD_CHIPS] if p[k.P_AFD_CHIPS] > 0 else max(p[k.P_DENSE_COPIES], 1.0)
+        n_ranks = float(k.dp_ranks(p))
         per_rank = np.bincount(rank_of, weights=new, minlength=int(n_ranks))
         local = rank_of == int(np.argmax(per_rank))
     local_tokens = max(tokens, n_ranks * float(new[local].sum()))
