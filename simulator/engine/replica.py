@@ -26,15 +26,13 @@ from simulator.kernels import (
     HIST_LO_LOG10,
     N_ACC,
     advance_decoders,
-    busiest_rank_load,
+    chunked_step_cost,
     decode_span,
-    dp_ranks,
     grow_blocks,
     histogram_add_gaps,
     kv_blocks_short,
     span_kv_growth_area,
     step_cost,
-    step_cost_ranked,
     steps_until_kv_full,
 )
 from simulator.policies.base import Scheduler, StepPlan
@@ -73,7 +71,6 @@ class Replica:
         self.index = index
         self.role = role
         self.cost = cost
-        self.dp_ranks = float(dp_ranks(cost))
         self.kv_blocks_total = kv_blocks
         self.free_blocks = kv_blocks
         self.block_tokens = block_tokens
@@ -332,27 +329,11 @@ class Replica:
         table = self.table
         dec = np.asarray(self.decoding, dtype=np.int64) if decode and self.decoding else _NONE
         n_dec = len(dec)
-        new_tokens = n_dec
-        pairs = float(self.kv_decoding_tokens + n_dec) if n_dec else 0.0
-        kv_read = float(self.kv_decoding_tokens) if n_dec else 0.0
-        sampling = n_dec
-        for request, take in chunks:
-            cached = int(table.cached[request])
-            new_tokens += take
-            pairs += take * cached + take * (take + 1) / 2
-            kv_read += cached
-            if cached + take >= table.target[request]:
-                sampling += 1
-        if self.dp_ranks > 1.0:
-            takes = np.array([take for _, take in chunks], dtype=np.int64)
-            cached = table.cached[np.array([request for request, _ in chunks], dtype=np.int64)]
-            rank = busiest_rank_load(takes, cached, len(chunks), self.dp_ranks, float(n_dec),
-                                     float(self.kv_decoding_tokens) if n_dec else 0.0)
-            time_s, energy_j = step_cost_ranked(self.cost, float(sampling), float(new_tokens),
-                                                pairs, kv_read, *rank)
-        else:
-            time_s, energy_j = step_cost(self.cost, float(sampling), float(new_tokens), pairs,
-                                         kv_read)
+        requests = np.array([request for request, _ in chunks], dtype=np.int64)
+        takes = np.array([take for _, take in chunks], dtype=np.int64)
+        time_s, energy_j = chunked_step_cost(self.cost, takes, table.cached[requests],
+                                             table.target[requests], len(chunks), float(n_dec),
+                                             float(self.kv_decoding_tokens) if n_dec else 0.0)
         if n_dec:
             self._grow_blocks(dec, 1)
         yield self.env.timeout(time_s)

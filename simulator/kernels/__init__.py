@@ -21,7 +21,7 @@ from simulator.kernels.kv import (
     span_kv_growth_area,
     steps_until_kv_full,
 )
-from simulator.kernels.ranks import busiest_rank_load
+from simulator.kernels.ranks import busiest_rank_load, chunked_step_cost
 from simulator.kernels.step import (
     ACC_BATCH_AREA,
     ACC_BUSY_S,
@@ -164,6 +164,7 @@ __all__ = [
     "advance_decoders",
     "all_to_all_s",
     "busiest_rank_load",
+    "chunked_step_cost",
     "decode_span",
     "decode_step_cost",
     "dp_ranks",

@@ -43,7 +43,7 @@ from simulator.kernels.layout import (
     TI_PREEMPTIONS,
     TI_TARGET,
 )
-from simulator.kernels.ranks import busiest_rank_load
+from simulator.kernels.ranks import chunked_step_cost
 from simulator.kernels.replica_state import (
     ST_BATCH_AREA,
     ST_BLOCK_TOKENS,
@@ -76,9 +76,7 @@ from simulator.kernels.step import (
     P_SPEC_DRAFT_TOKENS,
     P_SPEC_TOKENS_MILLI,
     decode_step_cost,
-    dp_ranks,
     spec_accepted,
-    step_cost_ranked,
 )
 
 
@@ -234,8 +232,6 @@ def _start_prompt_step(p: np.ndarray, st: np.ndarray, rc: np.ndarray, ints: np.n
     """Whole prompts, in admission order, within the token budget (the first always runs)."""
     budget = int(st[ST_MAX_BATCH_TOKENS])
     chunk = 0
-    new_tokens = 0.0
-    pairs = 0.0
     takes = np.zeros(int(st[ST_N_PROMPT]))
     for i in range(int(st[ST_N_PROMPT])):
         take = ints[TI_TARGET, rc[i]]
@@ -243,14 +239,9 @@ def _start_prompt_step(p: np.ndarray, st: np.ndarray, rc: np.ndarray, ints: np.n
             break
         takes[chunk] = take
         chunk += 1
-        new_tokens += take
-        pairs += take * (take + 1) / 2.0
         budget -= take
-    # each prompt rebuilds its KV on its own data-parallel rank
-    rank_tokens, rank_pairs, _ = busiest_rank_load(takes, np.zeros(chunk), chunk, dp_ranks(p),
-                                                   0.0, 0.0)
-    time_s, energy_j = step_cost_ranked(p, float(chunk), new_tokens, pairs, 0.0,
-                                        rank_tokens, rank_pairs, 0.0)
+    # each prompt rebuilds its whole KV on its own data-parallel rank
+    time_s, energy_j = chunked_step_cost(p, takes, np.zeros(chunk), takes, chunk, 0.0, 0.0)
     st[ST_N_CHUNK] = chunk
     st[ST_STEP_KIND] = 2.0
     st[ST_STEP_TIME_S] = time_s

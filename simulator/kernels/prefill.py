@@ -30,7 +30,7 @@ from simulator.kernels.layout import (
     TI_OUTPUT,
     TI_TARGET,
 )
-from simulator.kernels.ranks import busiest_rank_load
+from simulator.kernels.ranks import chunked_step_cost
 from simulator.kernels.replica_state import (
     ST_BLOCK_TOKENS,
     ST_BUSY_S,
@@ -52,7 +52,6 @@ from simulator.kernels.replica_state import (
     ST_WHOLE_PROMPTS,
     kv_mark,
 )
-from simulator.kernels.step import dp_ranks, step_cost, step_cost_ranked
 
 
 @njit(cache=True)
@@ -145,16 +144,11 @@ def _start_step(p: np.ndarray, st: np.ndarray, admitted: np.ndarray, takes: np.n
     budget = int(st[ST_MAX_BATCH_TOKENS])
     whole = st[ST_WHOLE_PROMPTS] > 0.0
     chunk = 0
-    sampling = 0.0
-    new_tokens = 0.0
-    pairs = 0.0
-    kv_read = 0.0
     for i in range(int(st[ST_N])):
         if budget <= 0:
             break
         r = admitted[i]
-        cached = ints[TI_CACHED, r]
-        left = ints[TI_TARGET, r] - cached
+        left = ints[TI_TARGET, r] - ints[TI_CACHED, r]
         if whole:
             if left > budget and chunk > 0:
                 break
@@ -163,23 +157,13 @@ def _start_step(p: np.ndarray, st: np.ndarray, admitted: np.ndarray, takes: np.n
             take = min(left, budget)
         takes[i] = take
         chunk += 1
-        new_tokens += take
-        pairs += take * cached + take * (take + 1) / 2
-        kv_read += cached
-        if cached + take >= ints[TI_TARGET, r]:
-            sampling += 1.0
         budget -= take
-    ranks = dp_ranks(p)
-    if ranks > 1.0:
-        cached = np.empty(chunk)
-        for i in range(chunk):
-            cached[i] = ints[TI_CACHED, admitted[i]]
-        rank_tokens, rank_pairs, rank_kv = busiest_rank_load(takes, cached, chunk, ranks,
-                                                             0.0, 0.0)
-        time_s, energy_j = step_cost_ranked(p, sampling, new_tokens, pairs, kv_read,
-                                            rank_tokens, rank_pairs, rank_kv)
-    else:
-        time_s, energy_j = step_cost(p, sampling, new_tokens, pairs, kv_read)
+    cached = np.empty(chunk)
+    targets = np.empty(chunk)
+    for i in range(chunk):
+        cached[i] = ints[TI_CACHED, admitted[i]]
+        targets[i] = ints[TI_TARGET, admitted[i]]
+    time_s, energy_j = chunked_step_cost(p, takes, cached, targets, chunk, 0.0, 0.0)
     st[ST_N_CHUNK] = chunk
     st[ST_STEP_KIND] = 1.0
     st[ST_STEP_TIME_S] = time_s
