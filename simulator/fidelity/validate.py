@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.fidelity.figures import Figure, load_figure, scale_inputs
+from simulator.fidelity.figures import Figure, scale_inputs
 from simulator.fidelity.runners import Run, run_figure
 from simulator.workers import in_processes
 
@@ -32,9 +32,9 @@ class Comparison:
         return 100.0 * (self.run.simulated - self.figure.published) / self.figure.published
 
 
-def _run_file(task: tuple[str, dict[str, float] | None, float]) -> Run:
-    path, factors, input_scale = task
-    return run_figure(scale_inputs(load_figure(path), input_scale), factors)
+def _run_task(task: tuple[Figure, dict[str, float] | None, float]) -> Run:
+    figure, factors, input_scale = task
+    return run_figure(scale_inputs(figure, input_scale), factors)
 
 
 def compare(figures: Sequence[Figure], factors: dict[str, float] | None = None,
@@ -54,13 +54,14 @@ def compare(figures: Sequence[Figure], factors: dict[str, float] | None = None,
         if progress:
             progress(finished, len(figures))
 
-    # one task form for both paths, so one worker and many run exactly the same thing
-    tasks = [(str(f.path), factors, input_scale) for f in figures]
+    # the loaded figures themselves (plain data), so one worker and many run the same
+    # thing and no file is read twice
+    tasks = [(f, factors, input_scale) for f in figures]
     if workers == 1:
         for i, task in enumerate(tasks):
-            done(i, _run_file(task))
+            done(i, _run_task(task))
     else:
-        in_processes(_run_file, tasks, workers, done)
+        in_processes(_run_task, tasks, workers, done)
     return [Comparison(f, runs[i]) for i, f in enumerate(figures)]
 
 
