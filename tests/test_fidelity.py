@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -56,6 +58,9 @@ def write(folder: Path, data: dict[str, Any]) -> Path:
     ({"metric": "speed"}, "metric"),
     ({"publshed": 1}, "publshed"),
     ({"chips_per_replica": 4}, "chips_per_replica"),
+    ({"window": "whole_run", "benchmark": "server", "limits": {"ttft_p99_s": 1.0}}, "window"),
+    ({"window": "whole_run", "metric": "joules_per_token"}, "window"),
+    ({"window": "all"}, "window"),
 ])
 def test_bad_figure_files_are_refused_with_the_key(tmp_path, changes, key):
     with pytest.raises(ScenarioError) as err:
@@ -218,3 +223,48 @@ def test_validate_input_scale_moves_a_prefill_heavy_figure(tmp_path):
     bad = tokenfactory("validate", "--figures", str(folder), "--input-scale", "zero",
                        cwd=tmp_path)
     assert bad.returncode == 2 and "expected a factor > 0" in bad.stderr
+
+
+def test_whole_run_is_tokens_over_the_last_finish_of_one_replica_times_replicas(tmp_path):
+    """LoadGen's Offline reading: every token over the time the last sample finished. The
+    replicas of an offline run are independent, so one is simulated with its share."""
+    fig = load_figure(write(tmp_path, figure(id="whole", replicas=3, requests=300,
+                                             window="whole_run")))
+    one = load_figure(write(tmp_path, figure(id="one", requests=100)))
+    result = _simulate(one, {"process": "fixed", "rate_per_s": 1e9}, 100, None)
+    by_hand = 3 * result.requests.output_tokens.sum() / result.requests.last_token_s.max()
+    assert run_figure(fig).simulated == pytest.approx(by_hand, rel=1e-12)
+    # the drain counts: the steady window of the same run reads more
+    steady = run_figure(load_figure(write(tmp_path, figure(id="steady", replicas=3,
+                                                           requests=300))))
+    assert run_figure(fig).simulated < steady.simulated
+
+
+def test_flat_out_probe_sizes_its_batch_from_a_length_table_too(tmp_path):
+    table = tmp_path / "lengths.csv"
+    table.write_text("num_prefill_tokens,num_decode_tokens\n200,60\n312,68\n",
+                     encoding="utf-8")
+    fig = load_figure(write(tmp_path, figure(
+        id="traced", benchmark="server", replicas=5, requests=400,
+        limits={"ttft_p99_s": 0.5, "tpot_p99_s": 0.02},
+        lengths={"source": "trace", "path": str(table)})))
+    assert len(_flat_out(fig, 400, None).requests) == 4 * 5 * 32
+
+
+def test_deepseek_r1_length_table_is_what_its_script_writes_and_matches_the_logs():
+    folder = Path(__file__).resolve().parents[1] / "benchmarks" / "fidelity" / "lengths"
+    spec = importlib.util.spec_from_file_location("r1_lengths", folder / "deepseek_r1_mlperf.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    outputs = np.sort(module.output_lengths())
+    shipped = np.loadtxt(folder / "deepseek-r1-mlperf.csv", delimiter=",", skiprows=1,
+                         dtype=np.int64)
+    assert np.array_equal(np.sort(shipped[:, 1]), outputs)
+    assert shipped.shape == (4388, 2) and shipped[:, 0].min() >= 64
+    assert shipped[:, 0].max() <= 1536
+    assert outputs.mean() == pytest.approx(3700, abs=1)
+    # the length percentiles read off the GB200 and GB300 Server logs (latency / TPOT)
+    for rank, tokens in ((50, 1975), (90, 8740), (95, 12280), (99, 18910)):
+        assert np.percentile(outputs, rank) == pytest.approx(tokens, rel=0.01)
+    assert outputs.max() == 20_000

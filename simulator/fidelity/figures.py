@@ -17,14 +17,16 @@ from simulator.config.checks import PRECISION_KEYS, Section
 from simulator.config.loader import read_mapping
 from simulator.errors import ScenarioError
 
-__all__ = ["BENCHMARKS", "METRICS", "Figure", "load_figure", "load_figures", "scale_inputs"]
+__all__ = ["BENCHMARKS", "METRICS", "WINDOWS", "Figure", "load_figure", "load_figures",
+           "scale_inputs"]
 
 BENCHMARKS = ("offline", "server", "interactive", "single_user")
 METRICS = ("output_tokens_per_s", "tokens_per_s_per_user", "joules_per_token")
 TAGS = ("measured", "third_party", "vendor", "user")
 _KEYS = ("schema_version", "id", "title", "source", "tag", "metric", "published", "system",
          "model", "precision", "replicas", "parallelism", "chips_per_replica", "scheduler",
-         "benchmark", "requests", "limits", "lengths", "assumptions")
+         "benchmark", "requests", "window", "limits", "lengths", "assumptions")
+WINDOWS = ("steady", "whole_run")
 _LIMIT_KEYS = ("ttft_p99_s", "tpot_p99_s")
 _SCHEDULER_KEYS = ("max_batch", "max_batch_tokens")
 
@@ -48,6 +50,7 @@ class Figure:
     lengths: dict[str, Any]
     assumptions: str
     path: Path
+    window: str = "steady"         # offline: how throughput is read (see runners)
 
     def scenario(self, arrivals: dict[str, Any], requests: int, seed: int = 1
                  ) -> dict[str, Any]:
@@ -104,6 +107,13 @@ def load_figure(path: str | Path) -> Figure:
             pool[key] = top.get(key)
     scheduler = top.section("scheduler", _SCHEDULER_KEYS)
     pool["scheduler"] = {"policy": "chunked_prefill", **scheduler.data}
+    window = top.text("window", default="steady", choices=WINDOWS)
+    if window == "whole_run" and benchmark != "offline":
+        raise top.fail("window", f"steady for a {benchmark} benchmark (whole_run reads an "
+                       "offline run)", window)
+    if window == "whole_run" and top.get("metric") == "joules_per_token":
+        raise top.fail("window", "steady for joules_per_token (a whole_run simulates one "
+                       "replica, not the deployment whose power was measured)", window)
     lengths = top.get("lengths", None)
     if not isinstance(lengths, dict):
         raise top.fail("lengths", "a lengths mapping as in a scenario's workload.lengths",
@@ -117,7 +127,8 @@ def load_figure(path: str | Path) -> Figure:
         ttft_p99_s=limits.number("ttft_p99_s") if limits.has("ttft_p99_s") else None,
         tpot_p99_s=limits.number("tpot_p99_s") if limits.has("tpot_p99_s") else None,
         pool=pool, precision=dict(top.section("precision", PRECISION_KEYS).data),
-        lengths=lengths, assumptions=str(top.get("assumptions", "")), path=file)
+        lengths=lengths, assumptions=str(top.get("assumptions", "")), path=file,
+        window=window)
 
 
 def scale_inputs(figure: Figure, scale: float) -> Figure:

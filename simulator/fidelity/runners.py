@@ -19,6 +19,7 @@ from simulator.config.loader import build_scenario
 from simulator.config.scenario import Scenario
 from simulator.fidelity.figures import Figure
 from simulator.result import Result
+from simulator.workload import length_stats
 
 __all__ = ["FACTOR_FIELDS", "Run", "run_figure", "with_factors"]
 
@@ -113,11 +114,32 @@ def run_figure(figure: Figure, factors: dict[str, float] | None = None) -> Run:
         arrivals = {"process": "closed_loop", "concurrency": 1}
         result = _simulate(figure, arrivals, figure.requests or 20, factors)
         return Run(figure.id, _metric(figure, result), True, None)
+    if figure.benchmark == "offline" and figure.window == "whole_run":
+        return Run(figure.id, _whole_run_per_s(figure, factors), True, None)
     if figure.benchmark == "offline":
         offline = _simulate(figure, {"process": "fixed", "rate_per_s": _AT_ONCE_PER_S},
                             figure.requests or 3000, factors)
         return Run(figure.id, _metric(figure, offline), True, None)
     return _search_rate(figure, factors)
+
+
+def _whole_run_per_s(figure: Figure, factors: dict[str, float] | None) -> float:
+    """Output tokens per second as LoadGen reads an Offline run: all tokens over the time
+    the last sample finished, drain included.
+
+    That is the right reading when the file carries the benchmark's own sample count and
+    the drain is a real share of the run: with DeepSeek-R1's outputs of up to 20,000
+    tokens the batch empties for the last 40 % of a 45-minute run. Every request is
+    queued at t = 0 and spread evenly, so the replicas run independently: one replica is
+    simulated with its share of the samples and its rate multiplied by the replica count.
+    """
+    replicas = int(figure.pool.get("replicas", 1))
+    one = replace(figure, pool={**figure.pool, "replicas": 1})
+    share = -(-(figure.requests or 3000) // replicas)
+    result = _simulate(one, {"process": "fixed", "rate_per_s": _AT_ONCE_PER_S}, share,
+                       factors)
+    tokens = float(result.requests.output_tokens.sum())
+    return replicas * tokens / float(result.requests.last_token_s.max())
 
 
 def _flat_out(figure: Figure, requests: int, factors: dict[str, float] | None) -> Result:
@@ -131,20 +153,16 @@ def _flat_out(figure: Figure, requests: int, factors: dict[str, float] | None) -
     """
     probe = min(requests, _PROBE_REQUESTS)
     at_once = {"process": "fixed", "rate_per_s": _AT_ONCE_PER_S}
-    pool = build_scenario(figure.scenario(at_once, probe), figure.path).pools[0]
+    scenario = build_scenario(figure.scenario(at_once, probe), figure.path)
+    pool = scenario.pools[0]
     batch = pool.scheduler.options.get("max_batch")
-    lengths = figure.lengths
-    if not batch or lengths.get("source") not in ("uniform", "fixed"):
+    if not batch:
         return _simulate(figure, at_once, probe, factors)
-    full_length = sum(0.5 * (low + high) for low, high in
-                      (_span(lengths["input_tokens"]), _span(lengths["output_tokens"])))
+    stats = length_stats(scenario.workload.lengths, figure.path)
+    full_length = stats.mean_input_tokens + stats.mean_output_tokens
     held = max(min(batch, int(pool.kv_capacity_tokens // max(full_length, 1.0))), 1)
     return _simulate(figure, at_once, max(probe, _FULL_BATCHES * pool.replicas * held),
                      factors, held)
-
-
-def _span(tokens: int | list[int]) -> tuple[int, int]:
-    return (tokens, tokens) if isinstance(tokens, int) else (tokens[0], tokens[1])
 
 
 def _search_rate(figure: Figure, factors: dict[str, float] | None) -> Run:
