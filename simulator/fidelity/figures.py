@@ -107,11 +107,12 @@ def load_figure(path: str | Path) -> Figure:
             pool[key] = top.get(key)
     scheduler = top.section("scheduler", _SCHEDULER_KEYS)
     pool["scheduler"] = {"policy": "chunked_prefill", **scheduler.data}
+    metric = top.text("metric", choices=METRICS)
     window = top.text("window", default="steady", choices=WINDOWS)
     if window == "whole_run" and benchmark != "offline":
         raise top.fail("window", f"steady for a {benchmark} benchmark (whole_run reads an "
                        "offline run)", window)
-    if window == "whole_run" and top.get("metric") == "joules_per_token":
+    if window == "whole_run" and metric == "joules_per_token":
         raise top.fail("window", "steady for joules_per_token (a whole_run simulates one "
                        "replica, not the deployment whose power was measured)", window)
     lengths = top.get("lengths", None)
@@ -121,7 +122,7 @@ def load_figure(path: str | Path) -> Figure:
     return Figure(
         id=top.text("id"), title=top.text("title", default=top.text("id")),
         source=top.text("source"), tag=top.text("tag", choices=TAGS),
-        metric=top.text("metric", choices=METRICS), published=top.number("published"),
+        metric=metric, published=top.number("published"),
         system=top.text("system"), model=top.text("model"), benchmark=benchmark,
         requests=top.integer("requests") if top.has("requests") else None,
         ttft_p99_s=limits.number("ttft_p99_s") if limits.has("ttft_p99_s") else None,

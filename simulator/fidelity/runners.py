@@ -114,16 +114,18 @@ def run_figure(figure: Figure, factors: dict[str, float] | None = None) -> Run:
         arrivals = {"process": "closed_loop", "concurrency": 1}
         result = _simulate(figure, arrivals, figure.requests or 20, factors)
         return Run(figure.id, _metric(figure, result), True, None)
-    if figure.benchmark == "offline" and figure.window == "whole_run":
-        return Run(figure.id, _whole_run_per_s(figure, factors), True, None)
     if figure.benchmark == "offline":
+        requests = figure.requests or 3000
+        if figure.window == "whole_run":
+            return Run(figure.id, _whole_run_per_s(figure, requests, factors), True, None)
         offline = _simulate(figure, {"process": "fixed", "rate_per_s": _AT_ONCE_PER_S},
-                            figure.requests or 3000, factors)
+                            requests, factors)
         return Run(figure.id, _metric(figure, offline), True, None)
     return _search_rate(figure, factors)
 
 
-def _whole_run_per_s(figure: Figure, factors: dict[str, float] | None) -> float:
+def _whole_run_per_s(figure: Figure, requests: int,
+                     factors: dict[str, float] | None) -> float:
     """Output tokens per second as LoadGen reads an Offline run: all tokens over the time
     the last sample finished, drain included.
 
@@ -135,7 +137,7 @@ def _whole_run_per_s(figure: Figure, factors: dict[str, float] | None) -> float:
     """
     replicas = int(figure.pool.get("replicas", 1))
     one = replace(figure, pool={**figure.pool, "replicas": 1})
-    share = -(-(figure.requests or 3000) // replicas)
+    share = -(-requests // replicas)
     result = _simulate(one, {"process": "fixed", "rate_per_s": _AT_ONCE_PER_S}, share,
                        factors)
     tokens = float(result.requests.output_tokens.sum())
