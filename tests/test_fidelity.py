@@ -261,8 +261,14 @@ def test_deepseek_r1_length_table_is_what_its_script_writes_and_matches_the_logs
     shipped = np.loadtxt(folder / "deepseek-r1-mlperf.csv", delimiter=",", skiprows=1,
                          dtype=np.int64)
     assert np.array_equal(np.sort(shipped[:, 1]), outputs)
-    assert shipped.shape == (4388, 2) and shipped[:, 0].min() >= 64
-    assert shipped[:, 0].max() <= 1536
+    reference = np.loadtxt(folder / "deepseek-r1-reference.csv", delimiter=",", skiprows=1,
+                           dtype=np.int64)
+    # every sample keeps its real prompt, and its output keeps its reference answer's rank
+    assert shipped.shape == (4388, 2) and np.array_equal(shipped[:, 0], reference[:, 0])
+    assert shipped[:, 0].mean() == pytest.approx(803.8, abs=0.1)
+    assert reference[:, 1].mean() == pytest.approx(4043.45, abs=0.01)
+    by_reference = np.argsort(reference[:, 1], kind="mergesort")
+    assert np.all(np.diff(shipped[by_reference, 1]) >= 0)
     assert outputs.mean() == pytest.approx(3700, abs=1)
     # the length percentiles read off the GB200 and GB300 Server logs (latency / TPOT)
     for rank, tokens in ((50, 1975), (90, 8740), (95, 12280), (99, 18910)):

@@ -18,9 +18,14 @@ inference_results_v5.1, read in the mirror ykamiset/inference_results_v5.1 at e9
 Between those points the quantile function is interpolated in log space; below the median,
 where the logs say nothing, it is a power of the rank whose exponent makes the mean 3,700
 tokens, what the submitter's model produced (completed tokens ÷ completed samples: 3,744,
-3,676, 3,714 and 3,657 in the four logs), not the reference answers' 3,886. Prompt lengths
-stay an estimate (uniform 64-1,536 tokens, mean 800; the cap is 3,136), drawn with a fixed
-seed and paired with outputs at random. Run from anywhere: ``python deepseek_r1_mlperf.py``.
+3,676, 3,714 and 3,657 in the four logs), not the reference answers' 3,886.
+
+Prompts are the real ones: ``deepseek-r1-reference.csv`` holds each sample's prompt length
+and reference-answer length in tokens (mean 803.8 and 4,043.4, the latter MLCommons' own
+``mean-output-tok-len``; see README.md here for where the counts come from). Each sample
+keeps its prompt, and its output is the log-derived length of the same rank as its
+reference answer, so the pairing survives: short math prompts draw long reasoning (the
+two correlate at about -0.4). Run from anywhere: ``python deepseek_r1_mlperf.py``.
 """
 
 from __future__ import annotations
@@ -33,8 +38,7 @@ SAMPLES = 4388
 MEAN_OUTPUT_TOKENS = 3700.0
 RANKS = np.array([0.5, 0.9, 0.95, 0.97, 0.99, 0.999, 1.0])
 OUTPUT_TOKENS = np.array([1975.0, 8740.0, 12280.0, 14865.0, 18910.0, 20000.0, 20000.0])
-INPUT_TOKENS = (64, 1536)
-SEED = 4388
+REFERENCE = Path(__file__).with_name("deepseek-r1-reference.csv")
 
 
 def output_lengths(mean_tokens: float = MEAN_OUTPUT_TOKENS) -> np.ndarray:
@@ -57,14 +61,12 @@ def output_lengths(mean_tokens: float = MEAN_OUTPUT_TOKENS) -> np.ndarray:
 
 
 def main() -> None:
-    rng = np.random.default_rng(SEED)
-    outputs = output_lengths()
-    rng.shuffle(outputs)
-    inputs = rng.integers(INPUT_TOKENS[0], INPUT_TOKENS[1], size=SAMPLES, endpoint=True)
-    rows = "".join(f"{i},{o}\n" for i, o in zip(inputs, outputs, strict=True))
+    reference = np.loadtxt(REFERENCE, delimiter=",", skiprows=1, dtype=np.int64)
+    outputs = np.empty(SAMPLES, dtype=np.int64)
+    outputs[np.argsort(reference[:, 1], kind="mergesort")] = output_lengths()
+    rows = "".join(f"{i},{o}\n" for i, o in zip(reference[:, 0], outputs, strict=True))
     path = Path(__file__).with_name("deepseek-r1-mlperf.csv")
     path.write_text("num_prefill_tokens,num_decode_tokens\n" + rows, encoding="utf-8")
-
 
 if __name__ == "__main__":
     main()
