@@ -274,3 +274,35 @@ def test_deepseek_r1_length_table_is_what_its_script_writes_and_matches_the_logs
     for rank, tokens in ((50, 1975), (90, 8740), (95, 12280), (99, 18910)):
         assert np.percentile(outputs, rank) == pytest.approx(tokens, rel=0.01)
     assert outputs.max() == 20_000
+
+
+def test_llama_length_tables_are_what_their_script_writes_and_keep_the_real_prompts():
+    folder = Path(__file__).resolve().parents[1] / "benchmarks" / "fidelity" / "lengths"
+    spec = importlib.util.spec_from_file_location("llama_lengths", folder / "llama_mlperf.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def table(name: str) -> np.ndarray:
+        return np.loadtxt(folder / name, delimiter=",", skiprows=1, dtype=np.int64)
+
+    llama2, answers = table("llama2-70b-mlperf.csv"), table("llama2-70b-reference.csv")
+    assert llama2.shape == (24576, 2) and np.array_equal(llama2[:, 0], answers[:, 0])
+    assert np.array_equal(llama2[:, 1], module.llama2_outputs(answers[:, 1]))
+    # MLPerf's mean output under the 1,024-token cap, and the answers' order kept
+    assert llama2[:, 1].mean() == pytest.approx(294.45, abs=0.01)
+    assert llama2[:, 1].max() == 1024 and llama2[:, 1].min() >= 1
+    by_answer = np.argsort(answers[:, 1], kind="mergesort")
+    assert np.all(np.diff(llama2[by_answer, 1]) >= 0)
+    assert llama2[:, 0].mean() == pytest.approx(222.3, abs=0.1)
+
+    llama31, summaries = table("llama3.1-8b-mlperf.csv"), table("llama3.1-8b-reference.csv")
+    assert llama31.shape == (13368, 2) and np.array_equal(llama31[:, 0], summaries[:, 0])
+    assert np.all(llama31[:, 1] == 128)
+    assert llama31[:, 0].mean() == pytest.approx(870.7, abs=0.1)
+
+    llama405 = table("llama3.1-405b-mlperf.csv")
+    # the counts reproduce MLPerf's published mean output (tokens_per_sample 684.68)
+    assert llama405.shape == (8313, 2)
+    assert llama405[:, 1].mean() == pytest.approx(684.68, abs=0.01)
+    assert llama405[:, 0].max() <= 20_000 and llama405[:, 1].max() <= 2_000
