@@ -251,18 +251,26 @@ def test_flat_out_probe_sizes_its_batch_from_a_length_table_too(tmp_path):
     assert len(_flat_out(fig, 400, None).requests) == 4 * 5 * 32
 
 
-def test_deepseek_r1_length_table_is_what_its_script_writes_and_matches_the_logs():
-    folder = Path(__file__).resolve().parents[1] / "benchmarks" / "fidelity" / "lengths"
-    spec = importlib.util.spec_from_file_location("r1_lengths", folder / "deepseek_r1_mlperf.py")
+_LENGTHS = Path(__file__).resolve().parents[1] / "benchmarks" / "fidelity" / "lengths"
+
+
+def _length_script(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, _LENGTHS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    outputs = np.sort(module.output_lengths())
-    shipped = np.loadtxt(folder / "deepseek-r1-mlperf.csv", delimiter=",", skiprows=1,
-                         dtype=np.int64)
+    return module
+
+
+def _length_table(name: str) -> np.ndarray:
+    return np.loadtxt(_LENGTHS / name, delimiter=",", skiprows=1, dtype=np.int64)
+
+
+def test_deepseek_r1_length_table_is_what_its_script_writes_and_matches_the_logs():
+    outputs = np.sort(_length_script("deepseek_r1_mlperf").output_lengths())
+    shipped = _length_table("deepseek-r1-mlperf.csv")
     assert np.array_equal(np.sort(shipped[:, 1]), outputs)
-    reference = np.loadtxt(folder / "deepseek-r1-reference.csv", delimiter=",", skiprows=1,
-                           dtype=np.int64)
+    reference = _length_table("deepseek-r1-reference.csv")
     # every sample keeps its real prompt, and its output keeps its reference answer's rank
     assert shipped.shape == (4388, 2) and np.array_equal(shipped[:, 0], reference[:, 0])
     assert shipped[:, 0].mean() == pytest.approx(803.8, abs=0.1)
@@ -277,15 +285,8 @@ def test_deepseek_r1_length_table_is_what_its_script_writes_and_matches_the_logs
 
 
 def test_llama_length_tables_are_what_their_script_writes_and_keep_the_real_prompts():
-    folder = Path(__file__).resolve().parents[1] / "benchmarks" / "fidelity" / "lengths"
-    spec = importlib.util.spec_from_file_location("llama_lengths", folder / "llama_mlperf.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
-    def table(name: str) -> np.ndarray:
-        return np.loadtxt(folder / name, delimiter=",", skiprows=1, dtype=np.int64)
-
+    module = _length_script("llama_mlperf")
+    table = _length_table
     llama2, answers = table("llama2-70b-mlperf.csv"), table("llama2-70b-reference.csv")
     assert llama2.shape == (24576, 2) and np.array_equal(llama2[:, 0], answers[:, 0])
     assert np.array_equal(llama2[:, 1], module.llama2_outputs(answers[:, 1]))
