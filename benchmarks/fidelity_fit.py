@@ -80,7 +80,7 @@ def main() -> int:
         reference = load_profile(systems[0])
         if reference.kind == "gpu":
             mine = throughput + latency_bound
-            factors = ("compute", "memory", "compute_memory_overlap")
+            factors = ("compute", "memory", "kv_memory", "compute_memory_overlap")
         else:   # an LPU's fixed costs are per layer, seen by single-user speed
             mine = throughput
             factors = ("compute", "memory", "layer_sync_latency_s")

@@ -75,6 +75,7 @@ def replica_cost_vector(model: ModelCard, system: SystemProfile, precision: Prec
     p[k.P_MEM_BW] = system.memory_bandwidth_bytes_per_s
     p[k.P_ETA_COMPUTE] = system.compute_efficiency
     p[k.P_ETA_MEMORY] = system.memory_efficiency
+    p[k.P_ETA_KV_MEMORY] = system.kv_memory_efficiency
     p[k.P_TP] = tp
     p[k.P_ALLREDUCE_BW] = system.scaleup_bandwidth_bytes_per_s * system.network_efficiency
     p[k.P_ALLREDUCE_LATENCY_S] = system.scaleup_latency_s

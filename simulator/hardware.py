@@ -56,6 +56,7 @@ _SYSTEM_FIGURES = {
 _EFFICIENCY_FIGURES = {
     "compute": _FRACTION,
     "memory": _FRACTION,
+    "kv_memory": _FRACTION,
     "network": _FRACTION,
     "step_overhead_s": _NON_NEGATIVE,
     "layer_sync_latency_s": _NON_NEGATIVE,
@@ -108,6 +109,7 @@ class SystemProfile:
     system_price_usd: float
     compute_efficiency: float
     memory_efficiency: float
+    kv_memory_efficiency: float
     network_efficiency: float
     step_overhead_s: float
     layer_sync_latency_s: float
@@ -301,6 +303,7 @@ class _Reader:
             system_price_usd=per_system["price_usd"],
             compute_efficiency=eta["compute"],
             memory_efficiency=eta["memory"],
+            kv_memory_efficiency=eta["kv_memory"],
             network_efficiency=eta["network"],
             step_overhead_s=eta["step_overhead_s"],
             layer_sync_latency_s=eta["layer_sync_latency_s"],

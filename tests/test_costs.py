@@ -27,6 +27,7 @@ from simulator.kernels import (
     P_CHIPS,
     P_DENSE_WEIGHT_BYTES,
     P_ETA_COMPUTE,
+    P_ETA_KV_MEMORY,
     P_ETA_MEMORY,
     P_EXPERT_BYTES,
     P_EXPERTS,
@@ -101,7 +102,8 @@ def gpu_system() -> SimpleNamespace:
         memory_bytes=80e9, memory_bandwidth_bytes_per_s=3.0e12, memory_usable_fraction=0.9,
         scaleup_bandwidth_bytes_per_s=400e9, scaleup_latency_s=5e-6,
         idle_power_w=150.0, max_power_w=700.0,
-        compute_efficiency=0.6, memory_efficiency=0.8, network_efficiency=0.75,
+        compute_efficiency=0.6, memory_efficiency=0.8, kv_memory_efficiency=0.8,
+        network_efficiency=0.75,
         step_overhead_s=2e-4, layer_sync_latency_s=0.0, compute_memory_overlap=1.0,
     )
 
@@ -131,7 +133,7 @@ def test_dense_vector(tied):
     assert p[P_KV_BYTES_PER_TOKEN] == 2000.0
     assert p[P_SHARDS] == p[P_TP] == p[P_CHIPS] == 4
     assert p[P_PEAK_FLOPS] == 2.0e15 and p[P_MEM_BW] == 3.0e12
-    assert (p[P_ETA_COMPUTE], p[P_ETA_MEMORY]) == (0.6, 0.8)
+    assert (p[P_ETA_COMPUTE], p[P_ETA_MEMORY], p[P_ETA_KV_MEMORY]) == (0.6, 0.8, 0.8)
     assert p[P_ALLREDUCE_BW] == 300e9              # 400e9 per direction × 0.75
     assert p[P_ALLREDUCE_LATENCY_S] == 5e-6
     assert (p[P_LAYERS], p[P_HIDDEN], p[P_ACT_BYTES]) == (10, 1000, 2.0)

@@ -126,7 +126,7 @@ def test_calibrate_recovers_factors_that_made_the_figures(tmp_path):
         data["published"] = run_figure(fig, truth).simulated
         write(folder, data)
     figures = load_figures(folder)
-    fit = fit_factors(figures, load_profile("h100-sxm"), workers=1)
+    fit = fit_factors(figures, load_profile("h100-sxm"), workers=1, names=("compute", "memory"))
     before = max(abs(c.error_pct) for c in fit.before)
     after = max(abs(c.error_pct) for c in fit.after)
     assert before > 15 and after < 3
@@ -143,9 +143,10 @@ def test_only_latency_bound_figures_fit_the_small_step_factors(tmp_path):
         limits={"ttft_p99_s": 0.5, "tpot_p99_s": 0.02})))]
     h100 = load_profile("h100-sxm")
     assert set(fit_factors(offline, h100, workers=1, max_trials=0).factors) == {
-        "compute", "memory"}
+        "compute", "memory", "kv_memory"}
     fitted = fit_factors(server, h100, workers=1, max_trials=0).factors
-    assert set(fitted) == {"compute", "memory", "step_overhead_s", "compute_memory_overlap"}
+    assert set(fitted) == {"compute", "memory", "kv_memory", "step_overhead_s",
+                           "compute_memory_overlap"}
     assert fitted["compute_memory_overlap"] == h100.compute_memory_overlap
 
 

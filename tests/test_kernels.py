@@ -24,6 +24,7 @@ from simulator.kernels import (
     P_ATTN_PEAK_FLOPS,
     P_CHIPS,
     P_ETA_COMPUTE,
+    P_ETA_KV_MEMORY,
     P_ETA_MEMORY,
     P_IDLE_W,
     P_KV_BYTES_PER_TOKEN,
@@ -72,7 +73,7 @@ def gpu_dense(tp: int) -> np.ndarray:
         P_ATTN_FLOPS_PER_PAIR=2_621_440.0,         # 80 × 2 × 64 heads × (128 + 128)
         P_KV_BYTES_PER_TOKEN=163_840.0,            # 80 × 2 × 8 kv heads × 128 × 1 byte
         P_SHARDS=tp, P_PEAK_FLOPS=1978.9e12, P_ATTN_PEAK_FLOPS=1978.9e12, P_MEM_BW=3.35e12,
-        P_ETA_COMPUTE=0.65, P_ETA_MEMORY=0.82, P_TP=tp,
+        P_ETA_COMPUTE=0.65, P_ETA_MEMORY=0.82, P_ETA_KV_MEMORY=0.82, P_TP=tp,
         P_ALLREDUCE_BW=450e9 * 0.75, P_ALLREDUCE_LATENCY_S=8e-6,
         P_LAYERS=80, P_HIDDEN=8192, P_ACT_BYTES=2.0, P_STEP_OVERHEAD_S=300e-6,
         P_IDLE_W=175.0, P_MAX_W=700.0, P_CHIPS=tp, P_OVERLAP=1.0,
@@ -87,7 +88,7 @@ def gpu_moe(tp: int) -> np.ndarray:
         P_EXPERT_BYTES=44_040_192.0, P_ATTN_FLOPS_PER_PAIR=61 * 278_528.0,
         P_KV_BYTES_PER_TOKEN=61 * 576.0,
         P_SHARDS=tp, P_PEAK_FLOPS=1978.9e12, P_ATTN_PEAK_FLOPS=1978.9e12, P_MEM_BW=3.35e12,
-        P_ETA_COMPUTE=0.65, P_ETA_MEMORY=0.82, P_TP=tp,
+        P_ETA_COMPUTE=0.65, P_ETA_MEMORY=0.82, P_ETA_KV_MEMORY=0.82, P_TP=tp,
         P_ALLREDUCE_BW=450e9 * 0.75, P_ALLREDUCE_LATENCY_S=8e-6,
         P_LAYERS=61, P_HIDDEN=7168, P_ACT_BYTES=2.0, P_STEP_OVERHEAD_S=300e-6,
         P_IDLE_W=175.0, P_MAX_W=700.0, P_CHIPS=tp, P_OVERLAP=1.0,
@@ -99,7 +100,7 @@ def lpu_dense() -> np.ndarray:
     p = gpu_dense(1)
     p[P_SHARDS] = p[P_CHIPS] = 256
     p[P_PEAK_FLOPS], p[P_ATTN_PEAK_FLOPS], p[P_MEM_BW] = 1.23e15, 1.23e15, 150e12
-    p[P_ETA_COMPUTE], p[P_ETA_MEMORY] = 0.80, 0.90
+    p[P_ETA_COMPUTE], p[P_ETA_MEMORY], p[P_ETA_KV_MEMORY] = 0.80, 0.90, 0.90
     p[P_LAYER_SYNC_S], p[P_STEP_OVERHEAD_S] = 12e-6, 20e-6
     p[P_IDLE_W], p[P_MAX_W] = 120.0, 400.0
     return p
@@ -212,6 +213,23 @@ def test_batch1_decode_is_memory_bound():
     # energy: 8 × 175 W × 4.76367e-3 s + 8 × 525 W × (3.16262e-3 + 7.4629e-6) s
     #       = 6.66914 + 13.3143 = 19.9834 J
     assert energy_j == pytest.approx(19.9834, rel=1e-5)
+
+
+def test_the_kv_cache_streams_at_its_own_efficiency():
+    # a long-context decode of 8 sequences on H100 × 8: the attention reads
+    # 8 × (4,000 + 1) × 163,840 B = 5.24419e9 B, memory-bound at either efficiency
+    # (its FLOPs, 8 × 4,001 × 2,621,440 = 8.39e10, take 8.2e-6 s at 1.029e16 FLOP/s)
+    p = gpu_dense(8)
+    slow = p.copy()
+    slow[P_ETA_KV_MEMORY] = 0.41
+    kv_bytes = 8 * 4001 * 163_840.0
+    base_s, _ = step_cost(p, 8.0, 8.0, 8 * 4001.0, 8 * 4000.0)
+    slow_s, _ = step_cost(slow, 8.0, 8.0, 8 * 4001.0, 8 * 4000.0)
+    # only the cache's traffic slows: the weights still stream at η_memory
+    assert slow_s - base_s == pytest.approx(kv_bytes / (8 * 3.35e12 * 0.41)
+                                            - kv_bytes / (8 * 3.35e12 * 0.82), rel=1e-9)
+    reference_s, _ = step_cost_ref(slow, np.ones(8), np.full(8, 4000.0))
+    assert reference_s == pytest.approx(slow_s, rel=1e-9)
 
 
 def test_long_prefill_is_compute_bound():

@@ -28,7 +28,8 @@ __all__ = ["Fit", "fit_factors", "mean_abs_error_pct", "write_fitted", "write_pr
 _STEPS = (1.6, 1.25, 1.1, 1.04)
 # The factors fitted per kind of chip, with their bounds; η are fractions of a peak.
 _FACTORS = {
-    "gpu": {"compute": (0.05, 0.95), "memory": (0.05, 0.95), "step_overhead_s": (1e-5, 0.05),
+    "gpu": {"compute": (0.05, 0.95), "memory": (0.05, 0.95), "kv_memory": (0.05, 0.95),
+            "step_overhead_s": (1e-5, 0.05),
             "compute_memory_overlap": (0.05, 1.0)},
     "lpu": {"compute": (0.05, 0.95), "memory": (0.05, 0.95),
             "layer_sync_latency_s": (1e-8, 1e-3)},

@@ -27,6 +27,7 @@ __all__ = ["FACTOR_FIELDS", "Run", "run_figure", "with_factors"]
 FACTOR_FIELDS = {
     "compute": "compute_efficiency",
     "memory": "memory_efficiency",
+    "kv_memory": "kv_memory_efficiency",
     "network": "network_efficiency",
     "step_overhead_s": "step_overhead_s",
     "layer_sync_latency_s": "layer_sync_latency_s",

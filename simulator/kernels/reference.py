@@ -100,7 +100,8 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
                            + tokens * p[k.P_HIDDEN] * p[k.P_ACT_BYTES] / p[k.P_AFD_EXCHANGE_BW])
     else:
         attention_rate = p[k.P_SHARDS] * p[k.P_ATTN_PEAK_FLOPS] * p[k.P_ETA_COMPUTE]
-        attention_s = _roofline(attn_flops / attention_rate, kv_bytes / memory_rate,
+        kv_rate = p[k.P_SHARDS] * p[k.P_MEM_BW] * p[k.P_ETA_KV_MEMORY]
+        attention_s = _roofline(attn_flops / attention_rate, kv_bytes / kv_rate,
                                 p[k.P_OVERLAP])
     linear_s = _roofline(flops / compute_rate, read / memory_rate, p[k.P_OVERLAP])
 

@@ -105,7 +105,8 @@ P_AFD_OVERLAP = 52           # the same, on the attention GPUs
 P_ATTN_PEAK_FLOPS = 53       # per chip, dense, at the attention math's dtype (see costs)
 P_AFD_ATTN_PEAK_FLOPS = 54   # the same, on the attention GPUs
 P_EXPERT_PEAK_FLOPS = 55     # per chip, dense, at the routed experts' dtype (0: as P_PEAK_FLOPS)
-N_PARAMS = 56
+P_ETA_KV_MEMORY = 56         # share of peak bandwidth reached streaming the KV cache
+N_PARAMS = 57
 
 # Slots of the running sums a replica keeps, which a decode stretch advances in place.
 ACC_NOW_S = 0         # absolute simulated time at the end of the last step
@@ -251,7 +252,8 @@ def _step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: floa
                                       + p[P_AFD_EXCHANGE_LATENCY_S])
     else:
         attn_flops_per_s = shards * p[P_ATTN_PEAK_FLOPS] * p[P_ETA_COMPUTE]
-        t_attn = roofline_s(attn_flops / attn_flops_per_s, kv_bytes / bytes_per_s, p[P_OVERLAP])
+        kv_bytes_per_s = shards * p[P_MEM_BW] * p[P_ETA_KV_MEMORY]
+        t_attn = roofline_s(attn_flops / attn_flops_per_s, kv_bytes / kv_bytes_per_s, p[P_OVERLAP])
     t_lin = roofline_s(lin_flops / flops_per_s, weight_bytes / bytes_per_s, p[P_OVERLAP])
 
     tp = p[P_TP]
