@@ -1,11 +1,12 @@
 """Fit a system's efficiency factors to measurements and write them into a new profile.
 
-The factors are few and physical (η_compute and η_memory; for GPUs the per-step overhead
-and the compute–memory overlap when latency-bound figures can see them; for LPUs the
-per-layer synchronisation), one set per chip family, fitted to all of that family's
-figures at once: tuning a figure at a time would reproduce the page and nothing else. The
-search is a coordinate descent on the logarithm of each factor with shrinking steps; each
-trial runs every figure, so it needs no gradient and costs a few dozen simulations.
+The factors are few and physical (η_compute and η_memory; for GPUs the KV cache's own
+bandwidth efficiency, and the per-step overhead and the compute–memory overlap when
+latency-bound figures can see them; for LPUs the per-layer synchronisation), one set per
+chip family, fitted to all of that family's figures at once: tuning a figure at a time
+would reproduce the page and nothing else. The search is a coordinate descent on the
+logarithm of each factor with shrinking steps; each trial runs every figure, so it needs
+no gradient and costs a few dozen simulations.
 """
 
 from __future__ import annotations
