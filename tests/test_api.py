@@ -60,12 +60,11 @@ def test_seeded_regression_quickstart_disaggregated():
 # the GB200 prefill is slower (TTFT p50 18.5 → 29.5 ms), the LPX decode unchanged. Moved
 # again when Blackwell was refitted with its weight streaming exposed beside the math
 # (compute_memory_overlap 0): TTFT p50 29.5 → 32.2 ms; TPOT moves by 0.01 % only because
-# requests reach the LPX at other times. Moved again when Blackwell was refitted with the
-# KV cache streaming at its own efficiency (docs/validation.md): TTFT p50 32.2 → 30.7 ms.
+# requests reach the LPX at other times.
 REGRESSION = {
     "output_tokens": 83304,
-    "ttft_s": 0.030698705159336315,
-    "tpot_s": 0.0009874633523486265,
-    "e2e_s": 0.16573146178504083,
-    "energy_j": 1312963.6241722833,
+    "ttft_s": 0.03215533532349368,
+    "tpot_s": 0.000987146221795843,
+    "e2e_s": 0.16948702890230294,
+    "energy_j": 1315619.1660792385,
 }
