@@ -4,14 +4,14 @@
     python benchmarks/fidelity_fit.py --family hopper --dry-run
 
 Each family is fitted to its figures of dense models in benchmarks/fidelity/ (MoE figures
-would fit the expert-parallel model's assumptions, not the chip). A GPU family's η_compute,
-η_memory, KV-cache efficiency η_kv and compute–memory overlap are fitted to its offline,
-server and interactive throughput figures at once: large-batch offline throughput pins the
-compute rate, long-context rows the rate the cache streams at, and the latency-bound runs,
-whose limits keep steps near the ridge point, pin how much of the memory traffic shows
-beside the math. An LPU family fits η and its per-layer
-synchronisation to single-user speeds and offline throughput. The energy figures and the
-MoE figures are a check the fit never sees.
+would fit the expert-parallel model's assumptions, not the chip). A GPU family's
+η_compute, η_memory, KV-cache efficiency η_kv and compute–memory overlap are fitted to its
+offline, server and interactive throughput figures at once: large-batch offline throughput
+pins the compute rate, long-context rows the rate the cache streams at, and the latency-
+bound runs, whose limits keep steps near the ridge point, pin how much of the memory
+traffic shows beside the math. An LPU family fits η and its per-layer synchronisation to
+single-user speeds and offline throughput. The energy figures and the MoE figures are a
+check the fit never sees.
 
 The fitted values replace the family's efficiency figures in hardware_profiles/, tagged
 `fitted` with the figures and the error before and after in their notes. Reruns start
