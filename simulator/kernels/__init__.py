@@ -4,6 +4,8 @@ No SimPy, no YAML, no objects: plain floats and numpy arrays in and out, so the 
 the tests can call them directly. ``reference`` holds a plain-numpy twin of each.
 """
 
+# first: drops compiled kernels that predate a change to any kernel source (see _cache)
+from simulator.kernels import _cache  # noqa: F401
 from simulator.kernels.histogram import (
     HIST_BINS,
     HIST_BINS_PER_DECADE,
