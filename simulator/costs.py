@@ -162,6 +162,7 @@ def _attention_split(p: np.ndarray, model: ModelCard, precision: Precision,
     p[k.P_AFD_MEM_BW] = gpu.memory_bandwidth_bytes_per_s
     p[k.P_AFD_ETA_COMPUTE] = gpu.compute_efficiency
     p[k.P_AFD_ETA_MEMORY] = gpu.memory_efficiency
+    p[k.P_AFD_ETA_KV_MEMORY] = gpu.kv_memory_efficiency
     attn_params = model.num_layers * model.attention_params_per_layer
     p[k.P_AFD_ATTN_FLOPS_PER_TOKEN] = 2.0 * attn_params
     p[k.P_AFD_ATTN_WEIGHT_BYTES] = attn_params * precision.weight_bytes_per_param

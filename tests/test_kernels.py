@@ -20,6 +20,7 @@ from simulator.kernels import (
     HIST_LO_LOG10,
     N_ACC,
     N_PARAMS,
+    P_AFD_ETA_KV_MEMORY,
     P_ATTN_FLOPS_PER_PAIR,
     P_ATTN_PEAK_FLOPS,
     P_CHIPS,
@@ -125,7 +126,7 @@ def lpu_split() -> np.ndarray:
     extra = _vector(P_PP_STAGES=8, P_PP_HOP_BW=200e9, P_PP_HOP_LATENCY_S=5e-6,
                     P_AFD_CHIPS=8, P_AFD_PEAK_FLOPS=16.7e15, P_AFD_ATTN_PEAK_FLOPS=8.35e15,
                     P_AFD_MEM_BW=22e12,
-                    P_AFD_ETA_COMPUTE=0.65, P_AFD_ETA_MEMORY=0.82,
+                    P_AFD_ETA_COMPUTE=0.65, P_AFD_ETA_MEMORY=0.82, P_AFD_ETA_KV_MEMORY=0.82,
                     P_AFD_ATTN_FLOPS_PER_TOKEN=2 * 80 * 150_994_944.0,
                     P_AFD_ATTN_WEIGHT_BYTES=80 * 150_994_944.0,
                     P_AFD_EXCHANGE_BW=150e9, P_AFD_EXCHANGE_LATENCY_S=5e-6,
@@ -229,6 +230,23 @@ def test_the_kv_cache_streams_at_its_own_efficiency():
     assert slow_s - base_s == pytest.approx(kv_bytes / (8 * 3.35e12 * 0.41)
                                             - kv_bytes / (8 * 3.35e12 * 0.82), rel=1e-9)
     reference_s, _ = step_cost_ref(slow, np.ones(8), np.full(8, 4000.0))
+    assert reference_s == pytest.approx(slow_s, rel=1e-9)
+
+
+def test_the_attention_gpus_of_a_split_stream_the_cache_at_their_own_efficiency():
+    # 64 sequences of 8,000 tokens on the split's 8 attention GPUs read 64 × 8,001 × 163,840 B
+    # = 8.39e10 B of cache, far more than their attention weights' 80 × 150,994,944 B =
+    # 1.21e10 B or the math, so the side is memory-bound at either η_kv
+    p = lpu_split()
+    slow = p.copy()
+    slow[P_AFD_ETA_KV_MEMORY] = 0.41
+    kv_bytes = 64 * 8001 * 163_840.0
+    args = (64.0, 64.0, 64 * 8001.0, 64 * 8000.0)
+    base_s, _ = step_cost(p, *args)
+    slow_s, _ = step_cost(slow, *args)
+    assert slow_s - base_s == pytest.approx(kv_bytes / (8 * 22e12 * 0.41)
+                                            - kv_bytes / (8 * 22e12 * 0.82), rel=1e-9)
+    reference_s, _ = step_cost_ref(slow, np.ones(64), np.full(64, 8000.0))
     assert reference_s == pytest.approx(slow_s, rel=1e-9)
 
 

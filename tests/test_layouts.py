@@ -14,6 +14,8 @@ from simulator.config.scenario import SpeculativeSpec
 from simulator.costs import pool_cost_vector
 from simulator.kernels import (
     P_AFD_CHIPS,
+    P_AFD_ETA_KV_MEMORY,
+    P_AFD_ETA_MEMORY,
     P_EP_DOMAIN,
     P_PP_STAGES,
     P_SPEC_DRAFT_FRACTION,
@@ -175,7 +177,13 @@ def test_afd_vs_lpu_scenario_three_layouts():
     # KV moves to HBM: far more room than the SRAM reserve
     assert split.kv_capacity_tokens > 100 * full.kv_capacity_tokens
     assert pool_cost_vector(lpu.model, full, lpu.precision)[P_PP_STAGES] == 9
-    assert pool_cost_vector(afd.model, split, afd.precision)[P_AFD_CHIPS] == 8
+    afd_vector = pool_cost_vector(afd.model, split, afd.precision)
+    assert afd_vector[P_AFD_CHIPS] == 8
+    # the attention GPUs stream weights and cache at their own profile's two efficiencies
+    rubin = split.attention_split.system
+    assert (afd_vector[P_AFD_ETA_MEMORY], afd_vector[P_AFD_ETA_KV_MEMORY]) == (
+        rubin.memory_efficiency, rubin.kv_memory_efficiency)
+    assert rubin.kv_memory_efficiency != rubin.memory_efficiency
     assert gpu.pool("decode").chips_per_replica == 72 and gpu.pool("decode").ep == 72
 
 

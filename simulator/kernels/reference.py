@@ -89,10 +89,10 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
         proj = local_tokens * p[k.P_AFD_ATTN_FLOPS_PER_TOKEN]
         read -= p[k.P_AFD_ATTN_WEIGHT_BYTES]
         per_gpu_flops = p[k.P_AFD_PEAK_FLOPS] * p[k.P_AFD_ETA_COMPUTE]
-        per_gpu_bytes = p[k.P_AFD_MEM_BW] * p[k.P_AFD_ETA_MEMORY]
         attention_rate = p[k.P_AFD_ATTN_PEAK_FLOPS] * p[k.P_AFD_ETA_COMPUTE]
         side_s = _roofline((proj / per_gpu_flops + attn_flops / attention_rate) / gpus,
-                           (p[k.P_AFD_ATTN_WEIGHT_BYTES] + kv_bytes / gpus) / per_gpu_bytes,
+                           (p[k.P_AFD_ATTN_WEIGHT_BYTES] / p[k.P_AFD_ETA_MEMORY]
+                            + kv_bytes / gpus / p[k.P_AFD_ETA_KV_MEMORY]) / p[k.P_AFD_MEM_BW],
                            p[k.P_AFD_OVERLAP])
         attention_s = 0.0
         for _layer in range(int(p[k.P_LAYERS])):   # there and back, every layer

@@ -106,7 +106,8 @@ P_ATTN_PEAK_FLOPS = 53       # per chip, dense, at the attention math's dtype (s
 P_AFD_ATTN_PEAK_FLOPS = 54   # the same, on the attention GPUs
 P_EXPERT_PEAK_FLOPS = 55     # per chip, dense, at the routed experts' dtype (0: as P_PEAK_FLOPS)
 P_ETA_KV_MEMORY = 56         # share of peak bandwidth reached streaming the KV cache
-N_PARAMS = 57
+P_AFD_ETA_KV_MEMORY = 57     # the same, on the attention GPUs
+N_PARAMS = 58
 
 # Slots of the running sums a replica keeps, which a decode stretch advances in place.
 ACC_NOW_S = 0         # absolute simulated time at the end of the last step
@@ -243,8 +244,8 @@ def _step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: floa
         t_side = roofline_s((proj_flops / p[P_AFD_PEAK_FLOPS]
                              + attn_flops / p[P_AFD_ATTN_PEAK_FLOPS])
                             / (afd_chips * p[P_AFD_ETA_COMPUTE]),
-                            (afd_chips * p[P_AFD_ATTN_WEIGHT_BYTES] + kv_bytes)
-                            / (afd_chips * p[P_AFD_MEM_BW] * p[P_AFD_ETA_MEMORY]),
+                            (p[P_AFD_ATTN_WEIGHT_BYTES] / p[P_AFD_ETA_MEMORY]
+                             + kv_bytes / (afd_chips * p[P_AFD_ETA_KV_MEMORY])) / p[P_AFD_MEM_BW],
                             p[P_AFD_OVERLAP])
         t_attn = 0.0
         hop_bytes = new_tokens * p[P_HIDDEN] * p[P_ACT_BYTES]
