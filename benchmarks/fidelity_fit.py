@@ -5,13 +5,14 @@
 
 Each family is fitted to its figures of dense models in benchmarks/fidelity/ (MoE figures
 would fit the expert-parallel model's assumptions, not the chip). A GPU family's
-η_compute, η_memory, KV-cache efficiency η_kv and compute–memory overlap are fitted to its
-offline, server and interactive throughput figures at once: large-batch offline throughput
-pins the compute rate, long-context rows the rate the cache streams at, and the latency-
-bound runs, whose limits keep steps near the ridge point, pin how much of the memory
-traffic shows beside the math. An LPU family fits η and its per-layer synchronisation to
-single-user speeds and offline throughput. The energy figures and the MoE figures are a
-check the fit never sees.
+η_compute, η_memory, KV-cache efficiency η_kv, compute–memory overlap and host time per
+token are fitted to its offline, server and interactive throughput figures at once:
+large-batch offline throughput pins the compute rate, long-context rows the rate the cache
+streams at, the latency-bound runs, whose limits keep steps near the ridge point, pin how
+much of the memory traffic shows beside the math, and models of very different size pull
+the host's fixed cost per token apart from the chip's cost per FLOP. An LPU family fits η
+and its per-layer synchronisation to single-user speeds and offline throughput. The energy
+figures and the MoE figures are a check the fit never sees.
 
 The fitted values replace the family's efficiency figures in hardware_profiles/, tagged
 `fitted` with the figures and the error before and after in their notes. Reruns start
@@ -81,7 +82,8 @@ def main() -> int:
         reference = load_profile(systems[0])
         if reference.kind == "gpu":
             mine = throughput + latency_bound
-            factors = ("compute", "memory", "kv_memory", "compute_memory_overlap")
+            factors = ("compute", "memory", "kv_memory", "compute_memory_overlap",
+                       "host_time_per_token_s")
         else:   # an LPU's fixed costs are per layer, seen by single-user speed
             mine = throughput
             factors = ("compute", "memory", "layer_sync_latency_s")

@@ -23,6 +23,7 @@ from simulator.kernels import step as k
 from simulator.models import ModelCard
 
 __all__ = [
+    "activation_values_per_token",
     "afd_kv_capacity_tokens",
     "attention_flops_per_s",
     "decode_step_s",
@@ -36,7 +37,7 @@ __all__ = [
     "weights_per_chip_bytes",
 ]
 
-ACTIVATION_BYTES = 2.0   # activations exchanged by tensor-parallel all-reduces are bf16
+ACTIVATION_BYTES = 2.0   # activations are bf16: GEMM inputs and outputs, all-reduces, all-to-alls
 
 
 def replica_cost_vector(model: ModelCard, system: SystemProfile, precision: Precision,
@@ -84,11 +85,46 @@ def replica_cost_vector(model: ModelCard, system: SystemProfile, precision: Prec
     p[k.P_ACT_BYTES] = ACTIVATION_BYTES
     p[k.P_LAYER_SYNC_S] = system.layer_sync_latency_s
     p[k.P_STEP_OVERHEAD_S] = system.step_overhead_s
+    p[k.P_HOST_S_PER_TOKEN] = system.host_time_per_token_s
     p[k.P_OVERLAP] = system.compute_memory_overlap
     p[k.P_IDLE_W] = system.idle_power_w
     p[k.P_MAX_W] = system.max_power_w
     p[k.P_CHIPS] = shards
+    dense_values, expert_values, _ = activation_values_per_token(model)
+    p[k.P_ACT_BYTES_PER_TOKEN] = dense_values * ACTIVATION_BYTES
+    p[k.P_EXPERT_ACT_BYTES_PER_TOKEN] = expert_values * ACTIVATION_BYTES
+    p[k.P_HEAD_ACT_BYTES_PER_SEQ] = (model.hidden_size + model.vocab_size) * ACTIVATION_BYTES
     return p
+
+
+def activation_values_per_token(model: ModelCard) -> tuple[int, int, int]:
+    """Activation values one token's GEMMs read and write over all layers: (dense path,
+    routed experts, attention projections alone, which the dense path includes).
+
+    Each weight matrix K × N is one GEMM reading K values and writing N; matrices that
+    share an input run fused, as serving engines run them (QKV; MLA's two down-projections;
+    gate and up), so that input is read once.
+    """
+    h = model.hidden_size
+    nh = model.num_attention_heads
+    if model.mla is None:
+        hd = model.head_dim
+        attn = h + (nh + 2 * model.num_kv_heads) * hd + nh * hd + h
+    else:
+        m = model.mla
+        attn = (h + m.q_lora_rank + m.kv_lora_rank + m.qk_rope_head_dim
+                + m.q_lora_rank + nh * (m.qk_nope_head_dim + m.qk_rope_head_dim)
+                + m.kv_lora_rank + nh * (m.qk_nope_head_dim + m.v_head_dim)
+                + nh * m.v_head_dim + h)
+    dense = model.num_layers * attn + model.dense_layers * (2 * h + 3 * model.intermediate_size)
+    moe = model.moe
+    if moe is None:
+        return dense, 0, model.num_layers * attn
+    expert = 2 * h + 3 * moe.expert_intermediate_size
+    shared = 2 * h + 3 * moe.shared_experts * moe.expert_intermediate_size
+    router = h + moe.num_experts
+    dense += model.moe_layers * (router + (shared if moe.shared_experts else 0))
+    return dense, model.moe_layers * moe.experts_per_token * expert, model.num_layers * attn
 
 
 def attention_flops_per_s(system: SystemProfile, precision: Precision) -> float:
@@ -166,6 +202,7 @@ def _attention_split(p: np.ndarray, model: ModelCard, precision: Precision,
     attn_params = model.num_layers * model.attention_params_per_layer
     p[k.P_AFD_ATTN_FLOPS_PER_TOKEN] = 2.0 * attn_params
     p[k.P_AFD_ATTN_WEIGHT_BYTES] = attn_params * precision.weight_bytes_per_param
+    p[k.P_AFD_ATTN_ACT_BYTES_PER_TOKEN] = activation_values_per_token(model)[2] * ACTIVATION_BYTES
     p[k.P_AFD_EXCHANGE_BW] = (split.exchange_bandwidth_gbps * 1e9 / 8.0
                               * system.network_efficiency)
     p[k.P_AFD_EXCHANGE_LATENCY_S] = split.exchange_latency_us * 1e-6

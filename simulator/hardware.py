@@ -59,6 +59,7 @@ _EFFICIENCY_FIGURES = {
     "kv_memory": _FRACTION,
     "network": _FRACTION,
     "step_overhead_s": _NON_NEGATIVE,
+    "host_time_per_token_s": _NON_NEGATIVE,
     "layer_sync_latency_s": _NON_NEGATIVE,
     "compute_memory_overlap": _SHARE,
 }
@@ -112,6 +113,7 @@ class SystemProfile:
     kv_memory_efficiency: float
     network_efficiency: float
     step_overhead_s: float
+    host_time_per_token_s: float
     layer_sync_latency_s: float
     compute_memory_overlap: float
     figures: dict[str, Figure]
@@ -306,6 +308,7 @@ class _Reader:
             kv_memory_efficiency=eta["kv_memory"],
             network_efficiency=eta["network"],
             step_overhead_s=eta["step_overhead_s"],
+            host_time_per_token_s=eta["host_time_per_token_s"],
             layer_sync_latency_s=eta["layer_sync_latency_s"],
             compute_memory_overlap=eta["compute_memory_overlap"],
             figures=dict(self.figures),

@@ -20,6 +20,7 @@ from simulator.errors import ScenarioError
 from simulator.kernels import (
     N_PARAMS,
     P_ACT_BYTES,
+    P_ACT_BYTES_PER_TOKEN,
     P_ALLREDUCE_BW,
     P_ALLREDUCE_LATENCY_S,
     P_ATTN_FLOPS_PER_PAIR,
@@ -29,8 +30,10 @@ from simulator.kernels import (
     P_ETA_COMPUTE,
     P_ETA_KV_MEMORY,
     P_ETA_MEMORY,
+    P_EXPERT_ACT_BYTES_PER_TOKEN,
     P_EXPERT_BYTES,
     P_EXPERTS,
+    P_HEAD_ACT_BYTES_PER_SEQ,
     P_HEAD_FLOPS_PER_SEQ,
     P_HIDDEN,
     P_IDLE_W,
@@ -57,11 +60,15 @@ def dense_model(tied: bool) -> SimpleNamespace:
     """10 layers of 12 M linear params, hidden 1000, vocab 5000 (5 M-param tables).
 
     total = 120 M + 5 M embedding (+ 5 M lm_head when untied); KV: 10 layers × 200 values.
+    A layer: attention 8 heads × 125 with 4 KV heads (q 1 M, k and v 0.5 M each, o 1 M)
+    and an MLP of width 3,000 (9 M).
     """
     head = 0 if tied else 5_000_000
     total = 120_000_000 + 5_000_000 + head
     return SimpleNamespace(
         name="dense", num_layers=10, hidden_size=1000, vocab_size=5000,
+        num_attention_heads=8, num_kv_heads=4, head_dim=125, intermediate_size=3000,
+        mla=None, dense_layers=10,
         tie_word_embeddings=tied, moe=None, moe_layers=0, expert_params=0,
         embedding_params=5_000_000, lm_head_params=head, active_params=total,
         non_expert_params=total, attn_flops_per_pair_per_layer=4000,
@@ -81,8 +88,10 @@ def moe_model() -> SimpleNamespace:
     """
     return SimpleNamespace(
         name="moe", num_layers=10, hidden_size=1000, vocab_size=5000,
-        tie_word_embeddings=False,
-        moe=SimpleNamespace(num_experts=64, experts_per_token=4),
+        num_attention_heads=8, num_kv_heads=4, head_dim=125, intermediate_size=6000,
+        mla=None, dense_layers=2, tie_word_embeddings=False,
+        moe=SimpleNamespace(num_experts=64, experts_per_token=4, shared_experts=1,
+                            expert_intermediate_size=1000),
         moe_layers=8, expert_params=3_000_000, embedding_params=5_000_000,
         lm_head_params=5_000_000, active_params=246_000_000, non_expert_params=150_000_000,
         attn_flops_per_pair_per_layer=4000, kv_bytes_per_token=lambda b: 10 * 200 * b,
@@ -104,7 +113,8 @@ def gpu_system() -> SimpleNamespace:
         idle_power_w=150.0, max_power_w=700.0,
         compute_efficiency=0.6, memory_efficiency=0.8, kv_memory_efficiency=0.8,
         network_efficiency=0.75,
-        step_overhead_s=2e-4, layer_sync_latency_s=0.0, compute_memory_overlap=1.0,
+        step_overhead_s=2e-4, host_time_per_token_s=0.0, layer_sync_latency_s=0.0,
+        compute_memory_overlap=1.0,
     )
 
 
@@ -139,6 +149,11 @@ def test_dense_vector(tied):
     assert (p[P_LAYERS], p[P_HIDDEN], p[P_ACT_BYTES]) == (10, 1000, 2.0)
     assert (p[P_LAYER_SYNC_S], p[P_STEP_OVERHEAD_S], p[P_OVERLAP]) == (0.0, 2e-4, 1.0)
     assert (p[P_IDLE_W], p[P_MAX_W]) == (150.0, 700.0)
+    # activations, bf16: per layer QKV reads 1,000 and writes 2,000 values, o 1,000 and
+    # 1,000, gate-up 1,000 and 6,000, down 3,000 and 1,000: 16,000 values × 10 layers
+    assert p[P_ACT_BYTES_PER_TOKEN] == 320_000.0
+    assert p[P_EXPERT_ACT_BYTES_PER_TOKEN] == 0.0
+    assert p[P_HEAD_ACT_BYTES_PER_SEQ] == (1000 + 5000) * 2.0
 
 
 BLACKWELL = {"bf16": 2.25e15, "fp16": 2.25e15, "fp8": 4.5e15, "int8": 4.5e15, "fp4": 9e15}
@@ -168,6 +183,11 @@ def test_moe_vector_at_bf16():
     assert p[P_PEAK_FLOPS] == 1.0e15               # the weights' dtype sets the datapath
     assert p[P_ATTN_PEAK_FLOPS] == 1.0e15          # bf16 queries: attention at bf16 too
     assert p[P_KV_BYTES_PER_TOKEN] == 2000.0       # KV stays fp8
+    # activations: attention 5,000 values a layer × 10; two dense MLPs of 2·1,000 + 3·6,000;
+    # 8 MoE layers of router 1,000 + 64 and a shared expert 2·1,000 + 3·1,000
+    assert p[P_ACT_BYTES_PER_TOKEN] == 2.0 * (50_000 + 2 * 20_000 + 8 * (1_064 + 5_000))
+    # 8 MoE layers × top-4 experts of 2·1,000 + 3·1,000 values
+    assert p[P_EXPERT_ACT_BYTES_PER_TOKEN] == 2.0 * 8 * 4 * 5_000
 
 
 def test_lpu_vector_splits_over_the_replica_chips():
@@ -215,12 +235,14 @@ def test_lpu_chips_exact_fit_is_not_rounded_up():
 def test_decode_step_on_fake_gpu():
     # dense untied, fp8, tp 4, batch 2 with 1000 cached each:
     # memory 4 × 3e12 × 0.8 = 9.6e12 B/s; compute 4 × 2e15 × 0.6 = 4.8e15 FLOP/s
-    # lin  max((2 × 240e6 + 2 × 10e6) / 4.8e15 = 1.04e-7, 125e6 / 9.6e12 = 1.302083e-5)
+    # lin  max((2 × 240e6 + 2 × 10e6) / 4.8e15 = 1.04e-7,
+    #          (125e6 weights + 2 × 320,000 activations + 2 × 12,000 lm_head in and out)
+    #          / 9.6e12 = 1.309e-5)
     # attn max(2002 × 40,000 / 4.8e15 = 1.67e-8, (2000 + 2) × 2000 / 9.6e12 = 4.170833e-7)
     # comm 2 × 10 × (2 × 3/4 × 2 × 1000 × 2 B / 300e9 + 5e-6) = 20 × 5.02e-6 = 1.004e-4
-    # step 1.302083e-5 + 4.170833e-7 + 1.004e-4 + 2e-4 = 3.138379e-4 s
+    # step 1.309e-5 + 4.170833e-7 + 1.004e-4 + 2e-4 = 3.1390708e-4 s
     step_s = decode_step_s(dense_model(False), gpu_system(), FP8, 4, 4, 2, 1000)
-    assert step_s == pytest.approx(3.138379e-4, rel=1e-6)
+    assert step_s == pytest.approx(3.1390708e-4, rel=1e-6)
 
 
 @pytest.mark.parametrize(("name", "tp", "copies"), [
@@ -256,23 +278,41 @@ def test_real_llama_on_h100():
     assert p[P_DENSE_WEIGHT_BYTES] == 68_451_041_280 + 8192 * 128_256
     assert p[P_KV_BYTES_PER_TOKEN] == 80 * 2 * 8 * 128
     # batch 1 with 1000 cached, by hand with the profile's (fitted) efficiencies: weights
-    # and KV are read at 8 × 3.35 TB/s × η_memory, the math at 8 × 1978.9 TFLOP/s × η_compute
-    # with (1 − overlap) of it showing, two ring all-reduces per layer over NVLink
-    # (450 GB/s × η_network) with 8 µs each, plus the step overhead
+    # are read at 8 × 3.35 TB/s × η_memory and the KV cache at × η_kv, the math at
+    # 8 × 1978.9 TFLOP/s × η_compute with (1 − overlap) of it showing, two ring
+    # all-reduces per layer over NVLink (450 GB/s × η_network) with 8 µs each, plus the
+    # host's time and the step overhead
     eta_c, eta_m = h100.compute_efficiency, h100.memory_efficiency
     exposed = 1.0 - h100.compute_memory_overlap
     flops_s, bytes_s = 8 * 1978.9e12 * eta_c, 8 * 3.35e12 * eta_m
     lin_math_s = (2 * 68_451_041_280 + 2 * 8192 * 128_256) / flops_s
-    lin_memory_s = (68_451_041_280 + 8192 * 128_256) / bytes_s
-    attn_math_s, attn_memory_s = 1001 * 2_621_440 / flops_s, 1001 * 163_840 / bytes_s
+    # the token's activations: per layer QKV 8,192 in and 10,240 out, o 8,192 and 8,192,
+    # gate-up 8,192 and 57,344, down 28,672 and 8,192 (137,216 values) × 80 layers, and
+    # the lm_head's 8,192 in and 128,256 logits out, all bf16
+    act_bytes = 2 * (137_216 * 80 + 8192 + 128_256)
+    lin_memory_s = (68_451_041_280 + 8192 * 128_256 + act_bytes) / bytes_s
+    kv_bytes_s = 8 * 3.35e12 * h100.kv_memory_efficiency   # the cache streams at η_kv
+    attn_math_s, attn_memory_s = 1001 * 2_621_440 / flops_s, 1001 * 163_840 / kv_bytes_s
     assert lin_memory_s > 50 * lin_math_s and attn_memory_s > attn_math_s   # memory-bound
     t_lin = lin_memory_s + exposed * lin_math_s
     t_attn = attn_memory_s + exposed * attn_math_s
     t_comm = 2 * 80 * (2 * 7 / 8 * 8192 * 2 / (450e9 * h100.network_efficiency) + 8e-6)
-    want = t_lin + t_attn + t_comm + h100.step_overhead_s
+    # one token's idle wait, split over the 8 chips like its math
+    want = t_lin + t_attn + t_comm + h100.host_time_per_token_s / 8 + h100.step_overhead_s
     assert decode_step_s(model, h100, FP8, 8, 8, 1, 1000) == pytest.approx(want, rel=1e-12)
     # 8 × 80e9 × 0.9 = 576e9 − 70,552,387,584 = 505,447,612,416 B / 163,840 = 3,085,007.4
     assert kv_capacity_tokens(model, h100, FP8, 8) == 3_085_007
     # H100 has no fp4 datapath: refused, naming the profile key
     with pytest.raises(ScenarioError, match=r"dense_flops_per_s\.fp4"):
         replica_cost_vector(model, h100, Precision("fp4", "fp8"), 8, 8)
+
+
+def test_activation_values_of_llama_3_1_8b_by_hand():
+    from simulator.costs import activation_values_per_token
+    from simulator.models import load_model
+
+    # hidden 4096, 32 heads of 128 with 8 KV heads, MLP 14,336, 32 layers:
+    # QKV 4,096 in and 6,144 out, o 4,096 and 4,096, gate-up 4,096 and 28,672,
+    # down 14,336 and 4,096: 69,632 values a layer
+    dense, experts, attention = activation_values_per_token(load_model("llama-3.1-8b"))
+    assert (dense, experts, attention) == (32 * 69_632, 0, 32 * 18_432)

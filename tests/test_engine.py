@@ -56,7 +56,8 @@ def test_lpu_decodes_a_70b_model_at_hundreds_of_tokens_per_second(make_scenario)
 def test_long_prefill_is_compute_bound(make_scenario):
     # An 8,000-token prompt on H100 tp 2 (fp8 1978.9 TFLOP/s × η_compute): the linear
     # layers alone need 2 × 68.4e9 × 8000 / (2 × 1978.9e12 × η_compute); TTFT must be at
-    # least that and most of it.
+    # least that and most of it (the rest: attention, all-reduces, activation traffic and
+    # the host's time per token).
     scenario = make_scenario(_one_request(aggregated(replicas=1), 8000, 1))
     ttft = simulate(scenario).summary["ttft_s"]["mean"]
     model = load_model("llama-3.3-70b")
@@ -64,7 +65,7 @@ def test_long_prefill_is_compute_bound(make_scenario):
     linear_s = (2 * (model.active_params - model.embedding_params - model.lm_head_params)
                 * 8000 / (2 * 1978.9e12 * eta))
     assert ttft >= linear_s
-    assert linear_s / ttft > 0.8
+    assert linear_s / ttft > 0.75
 
 
 def test_past_saturation_more_traffic_grows_queues_not_throughput(make_scenario):

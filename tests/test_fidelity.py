@@ -143,10 +143,10 @@ def test_only_latency_bound_figures_fit_the_small_step_factors(tmp_path):
         limits={"ttft_p99_s": 0.5, "tpot_p99_s": 0.02})))]
     h100 = load_profile("h100-sxm")
     assert set(fit_factors(offline, h100, workers=1, max_trials=0).factors) == {
-        "compute", "memory", "kv_memory"}
+        "compute", "memory", "kv_memory", "host_time_per_token_s"}
     fitted = fit_factors(server, h100, workers=1, max_trials=0).factors
     assert set(fitted) == {"compute", "memory", "kv_memory", "step_overhead_s",
-                           "compute_memory_overlap"}
+                           "host_time_per_token_s", "compute_memory_overlap"}
     assert fitted["compute_memory_overlap"] == h100.compute_memory_overlap
 
 

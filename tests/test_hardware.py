@@ -41,8 +41,8 @@ def test_every_shipped_profile_loads_with_provenance(path: Path) -> None:
     assert isinstance(profile, SystemProfile)
     assert profile.name == path.stem == _raw(path.stem)["name"]
     assert profile.kind in ("gpu", "lpu")
-    # 1 chips_per_system + 9 chip + 3 system + 7 efficiency figures, plus one per dtype.
-    assert len(profile.figures) == 20 + len(profile.dense_flops_per_s)
+    # 1 chips_per_system + 9 chip + 3 system + 8 efficiency figures, plus one per dtype.
+    assert len(profile.figures) == 21 + len(profile.dense_flops_per_s)
     for key, figure in profile.figures.items():
         assert figure.source in profile.sources, key
         assert figure.tag in TAGS, key

@@ -20,6 +20,9 @@ from simulator.kernels import (
     HIST_LO_LOG10,
     N_ACC,
     N_PARAMS,
+    P_ACT_BYTES_PER_TOKEN,
+    P_AFD_ATTN_ACT_BYTES_PER_TOKEN,
+    P_AFD_CHIPS,
     P_AFD_ETA_KV_MEMORY,
     P_ATTN_FLOPS_PER_PAIR,
     P_ATTN_PEAK_FLOPS,
@@ -27,11 +30,15 @@ from simulator.kernels import (
     P_ETA_COMPUTE,
     P_ETA_KV_MEMORY,
     P_ETA_MEMORY,
+    P_EXPERT_ACT_BYTES_PER_TOKEN,
+    P_HEAD_ACT_BYTES_PER_SEQ,
+    P_HOST_S_PER_TOKEN,
     P_IDLE_W,
     P_KV_BYTES_PER_TOKEN,
     P_LAYER_SYNC_S,
     P_MAX_W,
     P_MEM_BW,
+    P_MOE_LAYERS,
     P_OVERLAP,
     P_PEAK_FLOPS,
     P_SHARDS,
@@ -44,6 +51,7 @@ from simulator.kernels import (
     moe_touched_experts,
     new_histogram,
     step_cost,
+    step_cost_ranked,
     steps_until_kv_full,
 )
 from simulator.kernels.reference import (
@@ -147,6 +155,22 @@ def with_overlap(p: np.ndarray, overlap: float) -> np.ndarray:
     return q
 
 
+def with_per_token_costs(p: np.ndarray) -> np.ndarray:
+    """The activation traffic of the model each vector stands for (simulator.costs: the
+    70B's 80 layers × 137,216 GEMM values, R1's dense path and its 8 experts, bf16) and a
+    microsecond of host time per token."""
+    q = p.copy()
+    q[P_HOST_S_PER_TOKEN] = 1e-6
+    if p[P_MOE_LAYERS] > 0:
+        q[P_ACT_BYTES_PER_TOKEN], q[P_EXPERT_ACT_BYTES_PER_TOKEN] = 14_905_984.0, 19_005_440.0
+        q[P_HEAD_ACT_BYTES_PER_SEQ] = 2.0 * (7168 + 129_280)
+    else:
+        q[P_ACT_BYTES_PER_TOKEN], q[P_HEAD_ACT_BYTES_PER_SEQ] = 21_954_560.0, 272_896.0
+    if p[P_AFD_CHIPS] > 0:
+        q[P_AFD_ATTN_ACT_BYTES_PER_TOKEN] = 80 * 34_816 * 2.0
+    return q
+
+
 VECTORS = {
     "dense-tp1": gpu_dense(1),
     "dense-tp8": gpu_dense(8),
@@ -159,6 +183,9 @@ VECTORS = {
     "dense-tp1-serial": with_overlap(gpu_dense(1), 0.0),
     "moe-ep64-part-overlap": with_overlap(gpu_moe_ep(64, 1.0), 0.4),
     "moe-ep64-fp4": at_fp4(with_overlap(gpu_moe_ep(64, 1.0), 0.0)),
+    "dense-tp8-per-token": with_per_token_costs(with_overlap(gpu_dense(8), 0.2)),
+    "moe-ep144-imbalanced-per-token": with_per_token_costs(gpu_moe_ep(144, 1.3)),
+    "lpu-split-per-token": with_per_token_costs(lpu_split()),
 }
 
 
@@ -214,6 +241,45 @@ def test_batch1_decode_is_memory_bound():
     # energy: 8 × 175 W × 4.76367e-3 s + 8 × 525 W × (3.16262e-3 + 7.4629e-6) s
     #       = 6.66914 + 13.3143 = 19.9834 J
     assert energy_j == pytest.approx(19.9834, rel=1e-5)
+
+
+def test_activations_add_to_the_memory_stream_of_a_prefill():
+    # one 4,096-token prompt on one H100, math and memory run one after the other:
+    # math 4,096 × 136,902,082,560 + 2,101,346,304 = 5.607568e14 FLOPs / 1.286285e15 FLOP/s
+    #      = 0.4359477 s, so memory stays the shorter stream with or without activations;
+    # activations 4,096 × 21,954,560 + 272,896 = 8.992735e10 B at 3.35e12 × 0.82 = 2.747e12
+    # B/s add 3.273613e-2 s, drawing full power on the one chip (700 W)
+    p = with_overlap(gpu_dense(1), 0.0)
+    args = (1.0, 4096.0, 4096.0 * 4097.0 / 2.0, 0.0)
+    base_s, base_j = step_cost(p, *args)
+    with_act = with_per_token_costs(p)
+    with_act[P_HOST_S_PER_TOKEN] = 0.0
+    act_s, act_j = step_cost(with_act, *args)
+    assert act_s - base_s == pytest.approx(3.273613e-2, rel=1e-6)
+    assert act_j - base_j == pytest.approx(700.0 * 3.273613e-2, rel=1e-6)
+
+
+def test_host_time_is_per_token_of_the_busiest_rank_at_idle_power():
+    # 1 µs a token a chip. Tensor parallelism splits a 4,096-token prompt's wait over its
+    # 8 GPUs: it adds 0.512 ms, the 8 chips idling at 175 W meanwhile
+    p = gpu_dense(8)
+    host = p.copy()
+    host[P_HOST_S_PER_TOKEN] = 1e-6
+    args = (1.0, 4096.0, 4096.0 * 4097.0 / 2.0, 0.0)
+    (base_s, base_j), (host_s, host_j) = step_cost(p, *args), step_cost(host, *args)
+    assert host_s - base_s == pytest.approx(0.512e-3, rel=1e-9)
+    assert host_j - base_j == pytest.approx(8 * 175.0 * 0.512e-3, rel=1e-9)
+    # 64 data-parallel ranks of one GPU: 6,400 tokens shared evenly take 100 µs; with the
+    # busiest rank at 200 of them, 200 µs
+    moe = gpu_moe_ep(64, 1.0)
+    moe_host = moe.copy()
+    moe_host[P_HOST_S_PER_TOKEN] = 1e-6
+    even = (64.0, 6400.0, 6400.0 * 1000.0, 6400.0 * 999.0)
+    assert (step_cost(moe_host, *even)[0] - step_cost(moe, *even)[0]
+            == pytest.approx(1e-4, rel=1e-6))
+    ranked = (*even, 200.0, 200.0 * 1000.0, 200.0 * 999.0)
+    assert (step_cost_ranked(moe_host, *ranked)[0] - step_cost_ranked(moe, *ranked)[0]
+            == pytest.approx(2e-4, rel=1e-6))
 
 
 def test_the_kv_cache_streams_at_its_own_efficiency():

@@ -33,7 +33,7 @@ _STEPS = (1.6, 1.25, 1.1, 1.04)
 # up for something else in the step.
 _FACTORS = {
     "gpu": {"compute": (0.05, 0.95), "memory": (0.05, 0.95), "kv_memory": (0.05, 0.9),
-            "step_overhead_s": (1e-5, 0.05),
+            "step_overhead_s": (1e-5, 0.05), "host_time_per_token_s": (1e-8, 5e-6),
             "compute_memory_overlap": (0.05, 1.0)},
     "lpu": {"compute": (0.05, 0.95), "memory": (0.05, 0.95),
             "layer_sync_latency_s": (1e-8, 1e-3)},

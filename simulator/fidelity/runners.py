@@ -30,6 +30,7 @@ FACTOR_FIELDS = {
     "kv_memory": "kv_memory_efficiency",
     "network": "network_efficiency",
     "step_overhead_s": "step_overhead_s",
+    "host_time_per_token_s": "host_time_per_token_s",
     "layer_sync_latency_s": "layer_sync_latency_s",
     "compute_memory_overlap": "compute_memory_overlap",
 }

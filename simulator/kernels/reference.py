@@ -65,6 +65,10 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
     flops = (dense_tokens * (p[k.P_LIN_FLOPS_PER_TOKEN] - p[k.P_EXPERT_FLOPS_PER_TOKEN])
              + straggler * expert_flops + samples * p[k.P_HEAD_FLOPS_PER_SEQ])
     read = p[k.P_DENSE_WEIGHT_BYTES] * max(p[k.P_DENSE_COPIES], 1.0)
+    # activations: each token's GEMMs read their inputs and write their outputs
+    read += (dense_tokens * p[k.P_ACT_BYTES_PER_TOKEN]
+             + straggler * tokens * p[k.P_EXPERT_ACT_BYTES_PER_TOKEN]
+             + samples * p[k.P_HEAD_ACT_BYTES_PER_SEQ])
     if p[k.P_MOE_LAYERS] > 0:
         miss = (1.0 - p[k.P_TOP_K] / p[k.P_EXPERTS]) ** tokens
         read += (straggler * p[k.P_MOE_LAYERS] * p[k.P_EXPERTS] * (1.0 - miss)
@@ -87,11 +91,13 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
         # attention and its projections run on the GPUs; the FFN chips keep the rest
         flops -= tokens * p[k.P_AFD_ATTN_FLOPS_PER_TOKEN]
         proj = local_tokens * p[k.P_AFD_ATTN_FLOPS_PER_TOKEN]
-        read -= p[k.P_AFD_ATTN_WEIGHT_BYTES]
+        read -= p[k.P_AFD_ATTN_WEIGHT_BYTES] + tokens * p[k.P_AFD_ATTN_ACT_BYTES_PER_TOKEN]
+        side_read = (p[k.P_AFD_ATTN_WEIGHT_BYTES]
+                     + local_tokens * p[k.P_AFD_ATTN_ACT_BYTES_PER_TOKEN] / gpus)
         per_gpu_flops = p[k.P_AFD_PEAK_FLOPS] * p[k.P_AFD_ETA_COMPUTE]
         attention_rate = p[k.P_AFD_ATTN_PEAK_FLOPS] * p[k.P_AFD_ETA_COMPUTE]
         side_s = _roofline((proj / per_gpu_flops + attn_flops / attention_rate) / gpus,
-                           (p[k.P_AFD_ATTN_WEIGHT_BYTES] / p[k.P_AFD_ETA_MEMORY]
+                           (side_read / p[k.P_AFD_ETA_MEMORY]
                             + kv_bytes / gpus / p[k.P_AFD_ETA_KV_MEMORY]) / p[k.P_AFD_MEM_BW],
                            p[k.P_AFD_OVERLAP])
         attention_s = 0.0
@@ -123,7 +129,9 @@ def step_cost_ref(p: np.ndarray, new_tokens: np.ndarray, cached_tokens: np.ndarr
 
     busy_s = linear_s + attention_s
     sync_s = sum(p[k.P_LAYER_SYNC_S] for _stage in range(int(p[k.P_LAYERS] + p[k.P_MOE_LAYERS])))
-    total_s = (busy_s + side_s + comm_s + sync_s
+    # each chip waits on its own share of the tokens; the busiest rank's chips hold the step
+    host_s = p[k.P_HOST_S_PER_TOKEN] * local_tokens / p[k.P_SHARDS]
+    total_s = (busy_s + side_s + comm_s + sync_s + host_s
                + p[k.P_STEP_OVERHEAD_S])
     energy_j = p[k.P_CHIPS] * (p[k.P_IDLE_W] * (total_s - busy_s) + p[k.P_MAX_W] * busy_s)
     if gpus > 0:

@@ -13,7 +13,8 @@ The cost vector ``p`` is a float64 array whose slots are named by the ``P_*`` co
 
 Per step, with ``S`` chips sharing the work at peak × efficiency::
 
-    t_lin  = roofline(FLOPs of linear layers and lm_head, weight bytes read)
+    t_lin  = roofline(FLOPs of linear layers and lm_head,
+                      weight bytes read + activation bytes the GEMMs read and write)
     t_attn = roofline(pairs · FLOPs per pair at the attention dtype's peak,
                       (cached + new tokens) · KV bytes per token)
     t_comm = two ring all-reduces of the new tokens' activations per layer (TP > 1)
@@ -21,7 +22,15 @@ Per step, with ``S`` chips sharing the work at peak × efficiency::
            + a hop per extra system a replica spans (pipeline stages)
     t_sync = (layers + MoE layers) · chip-to-chip sync (LPU pipelines; an MoE layer is two
              stages: the router's choice, then the chips holding the chosen experts)
-    time   = t_lin + t_attn + t_comm + t_sync + fixed step overhead
+    t_host = idle wait per token · the busiest rank's new tokens / S
+    time   = t_lin + t_attn + t_comm + t_sync + t_host + fixed step overhead
+
+Activation traffic grows with the tokens of the step, as the FLOPs do, while the weights
+are read once: at large token counts it is what memory still carries. Each GEMM reads its
+input and writes its output once in bf16, with the elementwise work between them (norms,
+rotary, activation functions, quantisation, residual adds) taken as fused into those.
+Its share of a token's time is set by bytes per FLOP, about 1 / hidden size, so it
+weighs most on small models at fast low-precision math (Llama 3.1 8B at FP4).
 
 where ``roofline(c, m) = max(c, m) + (1 − overlap) · min(c, m)`` for the compute time ``c``
 and memory time ``m`` at ``S`` chips' peak × efficiency. ``overlap = 1`` is the ideal
@@ -39,6 +48,15 @@ With the attention–FFN split, attention (its projections, the pairs and the KV
 on separate GPUs (``t_side`` instead of ``t_attn``) and every layer sends the activations
 there and back. Chips draw their maximum power only while computing or reading memory;
 waiting on the network, on synchronisation or on the host they sit at idle power.
+
+The host term is time a chip spends neither computing nor moving memory, in proportion
+to the tokens it works on: the serving engine's loop (each token's inputs, positions and
+cache slots built, samples read back) where it does not overlap the chip, and the launch
+and synchronisation gaps between kernels. It is charged per chip, so a tensor-parallel
+group shares it like the math. It is what makes a small model on a fast chip slower, and
+cooler, than its math and memory say: MLPerf's measured wall power puts 8 B200s serving
+Llama 3.1 8B at ~855 W each against ~975 W for Llama 2 70B, which idle time explains and
+a busy GPU cannot.
 """
 
 from __future__ import annotations
@@ -107,7 +125,12 @@ P_AFD_ATTN_PEAK_FLOPS = 54   # the same, on the attention GPUs
 P_EXPERT_PEAK_FLOPS = 55     # per chip, dense, at the routed experts' dtype (0: as P_PEAK_FLOPS)
 P_ETA_KV_MEMORY = 56         # share of peak bandwidth reached streaming the KV cache
 P_AFD_ETA_KV_MEMORY = 57     # the same, on the attention GPUs
-N_PARAMS = 58
+P_ACT_BYTES_PER_TOKEN = 58   # activations one new token's dense GEMMs read and write, all layers
+P_EXPERT_ACT_BYTES_PER_TOKEN = 59    # the same through the routed experts it is sent to
+P_HEAD_ACT_BYTES_PER_SEQ = 60        # the lm_head's input and logits, per sampling sequence
+P_AFD_ATTN_ACT_BYTES_PER_TOKEN = 61  # attention projections' share of P_ACT_BYTES_PER_TOKEN
+P_HOST_S_PER_TOKEN = 62      # a chip's idle wait per new token it works on (host loop, kernel gaps)
+N_PARAMS = 63
 
 # Slots of the running sums a replica keeps, which a decode stretch advances in place.
 ACC_NOW_S = 0         # absolute simulated time at the end of the last step
@@ -231,6 +254,11 @@ def _step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: floa
             lin_flops += extra * expert_flops
             expert_bytes += extra * expert_bytes
         weight_bytes += expert_bytes
+    expert_act = new_tokens * p[P_EXPERT_ACT_BYTES_PER_TOKEN]
+    if ep > 1.0 and p[P_EP_IMBALANCE] > 1.0:
+        expert_act *= p[P_EP_IMBALANCE]
+    act_bytes = (dense_tokens * p[P_ACT_BYTES_PER_TOKEN] + expert_act
+                 + n_seqs * p[P_HEAD_ACT_BYTES_PER_SEQ])
     kv_bytes = (peak_kv_read_tokens + peak_tokens) * p[P_KV_BYTES_PER_TOKEN]
     attn_flops = peak_pairs * p[P_ATTN_FLOPS_PER_PAIR]
 
@@ -240,11 +268,14 @@ def _step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: floa
         lin_flops -= new_tokens * p[P_AFD_ATTN_FLOPS_PER_TOKEN]
         proj_flops = peak_tokens * p[P_AFD_ATTN_FLOPS_PER_TOKEN]
         weight_bytes -= p[P_AFD_ATTN_WEIGHT_BYTES]
+        act_bytes -= new_tokens * p[P_AFD_ATTN_ACT_BYTES_PER_TOKEN]
+        side_act_bytes = peak_tokens * p[P_AFD_ATTN_ACT_BYTES_PER_TOKEN]
         # data-parallel attention: every GPU reads all attention weights and its own KV
         t_side = roofline_s((proj_flops / p[P_AFD_PEAK_FLOPS]
                              + attn_flops / p[P_AFD_ATTN_PEAK_FLOPS])
                             / (afd_chips * p[P_AFD_ETA_COMPUTE]),
-                            (p[P_AFD_ATTN_WEIGHT_BYTES] / p[P_AFD_ETA_MEMORY]
+                            ((p[P_AFD_ATTN_WEIGHT_BYTES] + side_act_bytes / afd_chips)
+                             / p[P_AFD_ETA_MEMORY]
                              + kv_bytes / (afd_chips * p[P_AFD_ETA_KV_MEMORY])) / p[P_AFD_MEM_BW],
                             p[P_AFD_OVERLAP])
         t_attn = 0.0
@@ -255,7 +286,8 @@ def _step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: floa
         attn_flops_per_s = shards * p[P_ATTN_PEAK_FLOPS] * p[P_ETA_COMPUTE]
         kv_bytes_per_s = shards * p[P_MEM_BW] * p[P_ETA_KV_MEMORY]
         t_attn = roofline_s(attn_flops / attn_flops_per_s, kv_bytes / kv_bytes_per_s, p[P_OVERLAP])
-    t_lin = roofline_s(lin_flops / flops_per_s, weight_bytes / bytes_per_s, p[P_OVERLAP])
+    t_lin = roofline_s(lin_flops / flops_per_s, (weight_bytes + act_bytes) / bytes_per_s,
+                       p[P_OVERLAP])
 
     tp = p[P_TP]
     if tp > 1.0:
@@ -271,8 +303,10 @@ def _step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: floa
                                             + p[P_PP_HOP_LATENCY_S])
     t_sync = (p[P_LAYERS] + p[P_MOE_LAYERS]) * p[P_LAYER_SYNC_S]
 
+    t_host = p[P_HOST_S_PER_TOKEN] * peak_tokens / shards
+
     busy_s = t_lin + t_attn
-    time_s = busy_s + t_side + t_comm + t_sync + p[P_STEP_OVERHEAD_S]
+    time_s = busy_s + t_side + t_comm + t_sync + t_host + p[P_STEP_OVERHEAD_S]
     chips = p[P_CHIPS]
     energy_j = chips * p[P_IDLE_W] * time_s + chips * (p[P_MAX_W] - p[P_IDLE_W]) * busy_s
     if afd_chips > 0.0:
