@@ -241,24 +241,23 @@ def _step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: floa
     expert_flops = new_tokens * p[P_EXPERT_FLOPS_PER_TOKEN] * expert_scale
     lin_flops = (dense_tokens * (p[P_LIN_FLOPS_PER_TOKEN] - p[P_EXPERT_FLOPS_PER_TOKEN])
                  + expert_flops + n_seqs * p[P_HEAD_FLOPS_PER_SEQ])
+    # memory traffic of the linear layers: weights read, activations read and written
     weight_bytes = p[P_DENSE_WEIGHT_BYTES]
     if p[P_DENSE_COPIES] > 1.0:
         weight_bytes *= p[P_DENSE_COPIES]
+    lin_bytes = (weight_bytes + dense_tokens * p[P_ACT_BYTES_PER_TOKEN]
+                 + n_seqs * p[P_HEAD_ACT_BYTES_PER_SEQ])
     ep = p[P_EP]
     if p[P_MOE_LAYERS] > 0.0:
         touched = moe_touched_experts(p[P_EXPERTS], p[P_TOP_K], new_tokens)
-        expert_bytes = p[P_MOE_LAYERS] * touched * p[P_EXPERT_BYTES]
+        expert_bytes = (p[P_MOE_LAYERS] * touched * p[P_EXPERT_BYTES]
+                        + new_tokens * p[P_EXPERT_ACT_BYTES_PER_TOKEN])
         if ep > 1.0 and p[P_EP_IMBALANCE] > 1.0:
             # the step waits for the busiest rank, which holds imbalance × its share
             extra = p[P_EP_IMBALANCE] - 1.0
             lin_flops += extra * expert_flops
             expert_bytes += extra * expert_bytes
-        weight_bytes += expert_bytes
-    expert_act = new_tokens * p[P_EXPERT_ACT_BYTES_PER_TOKEN]
-    if ep > 1.0 and p[P_EP_IMBALANCE] > 1.0:
-        expert_act *= p[P_EP_IMBALANCE]
-    act_bytes = (dense_tokens * p[P_ACT_BYTES_PER_TOKEN] + expert_act
-                 + n_seqs * p[P_HEAD_ACT_BYTES_PER_SEQ])
+        lin_bytes += expert_bytes
     kv_bytes = (peak_kv_read_tokens + peak_tokens) * p[P_KV_BYTES_PER_TOKEN]
     attn_flops = peak_pairs * p[P_ATTN_FLOPS_PER_PAIR]
 
@@ -267,8 +266,8 @@ def _step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: floa
     if afd_chips > 0.0:
         lin_flops -= new_tokens * p[P_AFD_ATTN_FLOPS_PER_TOKEN]
         proj_flops = peak_tokens * p[P_AFD_ATTN_FLOPS_PER_TOKEN]
-        weight_bytes -= p[P_AFD_ATTN_WEIGHT_BYTES]
-        act_bytes -= new_tokens * p[P_AFD_ATTN_ACT_BYTES_PER_TOKEN]
+        lin_bytes -= (p[P_AFD_ATTN_WEIGHT_BYTES]
+                      + new_tokens * p[P_AFD_ATTN_ACT_BYTES_PER_TOKEN])
         side_act_bytes = peak_tokens * p[P_AFD_ATTN_ACT_BYTES_PER_TOKEN]
         # data-parallel attention: every GPU reads all attention weights and its own KV
         t_side = roofline_s((proj_flops / p[P_AFD_PEAK_FLOPS]
@@ -286,8 +285,7 @@ def _step_cost(p: np.ndarray, n_seqs: float, new_tokens: float, attn_pairs: floa
         attn_flops_per_s = shards * p[P_ATTN_PEAK_FLOPS] * p[P_ETA_COMPUTE]
         kv_bytes_per_s = shards * p[P_MEM_BW] * p[P_ETA_KV_MEMORY]
         t_attn = roofline_s(attn_flops / attn_flops_per_s, kv_bytes / kv_bytes_per_s, p[P_OVERLAP])
-    t_lin = roofline_s(lin_flops / flops_per_s, (weight_bytes + act_bytes) / bytes_per_s,
-                       p[P_OVERLAP])
+    t_lin = roofline_s(lin_flops / flops_per_s, lin_bytes / bytes_per_s, p[P_OVERLAP])
 
     tp = p[P_TP]
     if tp > 1.0:
